@@ -1,0 +1,20 @@
+//! kapsel-runtime: an OCI runtime (runtime-spec 1.2) as a library. The `kapsel-runtime`
+//! binary is a thin runc-compatible command line over [`ops`]; the engine calls the same
+//! operations in-process.
+
+mod cgroup;
+mod channel;
+mod console;
+pub mod error;
+mod fsutil;
+mod hooks;
+mod init;
+mod namespaces;
+pub mod ops;
+mod process;
+mod rootfs;
+pub mod spec;
+pub mod state;
+
+pub use error::{Result, RuntimeError};
+pub use state::{Container, StateRoot, Status};

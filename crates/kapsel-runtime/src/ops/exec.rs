@@ -1,0 +1,132 @@
+//! `exec`: run another process inside a created or running container.
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, getpid, setsid, ForkResult};
+use oci_spec::runtime::{LinuxNamespace, Process};
+
+use crate::channel::{self, Channel, Message};
+use crate::error::{Result, RuntimeError, SysContext};
+use crate::state::{Container, StateRoot, Status};
+
+pub struct ExecOptions {
+    pub id: String,
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// Runs the process; returns its exit code, or 0 once it started when detached.
+pub fn exec(root: &StateRoot, opts: ExecOptions) -> Result<i32> {
+    let (c, status) = super::load(root, &opts.id)?;
+    if status != Status::Running && status != Status::Created {
+        return Err(RuntimeError::WrongState {
+            id: opts.id.clone(),
+            status: status.to_string(),
+            action: "exec",
+            wanted: "created or running",
+        });
+    }
+    if opts.process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(RuntimeError::invalid("process.args", "exec needs a program to run"));
+    }
+    if !opts.detach {
+        nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl PR_SET_CHILD_SUBREAPER")?;
+    }
+    let pid = spawn(&c, &opts)?;
+    if let Some(pid_file) = &opts.pid_file {
+        crate::fsutil::write_atomic(pid_file, pid.to_string().as_bytes())?;
+    }
+    if opts.detach {
+        return Ok(0);
+    }
+    super::wait_exit_code(pid)
+}
+
+/// The process of the container's own config.json: what `exec` starts from when no
+/// `--process` file is given (args, cwd, env and user are then overridden by flags).
+pub fn container_process(root: &StateRoot, id: &str) -> Result<Process> {
+    let c = root.load(id)?;
+    let spec = crate::spec::load(&c.bundle)?;
+    Ok(spec.process().clone().unwrap_or_default())
+}
+
+fn spawn(c: &Container, opts: &ExecOptions) -> Result<i32> {
+    let namespaces = crate::namespaces::of_process(c.pid)?;
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(|p| UnixStream::connect(p).map_err(|e| RuntimeError::io("connect to console socket", p, e)))
+        .transpose()?
+        .map(std::os::fd::OwnedFd::from);
+    let (ours, theirs) = channel::pair()?;
+    // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
+    let intermediate = match unsafe { fork() }.ctx(|| "fork")? {
+        ForkResult::Child => {
+            drop(ours);
+            join_and_fork(c, opts, &namespaces, console, theirs)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(theirs);
+    let outcome = wait_started(&ours);
+    let _ = waitpid(intermediate, None);
+    outcome
+}
+
+fn wait_started(chan: &Channel) -> Result<i32> {
+    let mut pid = None;
+    loop {
+        match chan.recv()? {
+            Some(Message::InitPid { pid: p }) => pid = Some(p),
+            Some(Message::Error { message }) => return Err(RuntimeError::Setup(message)),
+            // The channel closes on exec (close-on-exec): the process runs.
+            None => return pid.ok_or_else(|| RuntimeError::Init("exec process exited during setup".into())),
+            Some(other) => return Err(RuntimeError::Init(format!("unexpected {other:?}"))),
+        }
+    }
+}
+
+/// Intermediate process: joins the container's cgroup and namespaces, then forks the
+/// process (a PID namespace applies to children only). Never returns.
+fn join_and_fork(
+    c: &Container,
+    opts: &ExecOptions,
+    namespaces: &[LinuxNamespace],
+    console: Option<std::os::fd::OwnedFd>,
+    chan: Channel,
+) -> ! {
+    let joined = c
+        .cgroup
+        .add_process(getpid().as_raw())
+        .map_err(RuntimeError::from)
+        .and_then(|_| crate::namespaces::join_paths(namespaces));
+    if let Err(e) = joined {
+        chan.report(&e);
+        std::process::exit(1);
+    }
+    // SAFETY: single-threaded, as above.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let err = setsid()
+                .ctx(|| "setsid")
+                .and_then(|_| crate::process::prepare(&opts.process, console.as_ref()))
+                .map(|(prepared, _)| prepared.exec(opts.preserve_fds))
+                .unwrap_or_else(|e| e);
+            chan.report(&err);
+            std::process::exit(127)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = chan.send(&Message::InitPid { pid: child.as_raw() });
+            std::process::exit(0)
+        }
+        Err(e) => {
+            chan.report(&RuntimeError::sys("fork the exec process", e));
+            std::process::exit(1)
+        }
+    }
+}

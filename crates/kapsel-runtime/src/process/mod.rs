@@ -1,0 +1,71 @@
+//! Turning the forked child into the container's process: limits, terminal, user,
+//! capabilities, working directory, and finally the program. Shared by a container's init
+//! and by `exec`.
+
+mod capabilities;
+mod exec;
+mod identity;
+mod rlimits;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use nix::unistd::chdir;
+use oci_spec::runtime::Process;
+
+use crate::error::{Result, SysContext};
+pub use exec::{close_fds_from, reset_signals};
+
+/// What a prepared process will exec.
+pub struct Prepared {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// Applies everything that can fail before the point of no return, so `create` and `exec`
+/// report errors instead of a dead container. Returns the console's slave path if a
+/// terminal was set up.
+pub fn prepare(process: &Process, console: Option<&OwnedFd>) -> Result<(Prepared, Option<String>)> {
+    rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    let slave = match console {
+        Some(socket) => {
+            let size = process
+                .console_size()
+                .as_ref()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            Some(crate::console::setup(socket, size)?)
+        }
+        None => None,
+    };
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(capabilities::CapabilitySets::from_spec)
+        .transpose()?;
+    if let Some(c) = &caps {
+        c.apply_bounding()?;
+    }
+    identity::switch_user(process.user())?;
+    if let Some(c) = &caps {
+        c.apply_process_sets()?;
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "prctl PR_SET_NO_NEW_PRIVS")?;
+    }
+    chdir(process.cwd()).ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
+    identity::apply_umask(process.user());
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let program = exec::find_program(&args[0], &env)?;
+    Ok((Prepared { program, args, env }, slave))
+}
+
+impl Prepared {
+    /// The point of no return.
+    pub fn exec(self, preserve_fds: u32) -> crate::error::RuntimeError {
+        reset_signals();
+        close_fds_from(3 + preserve_fds);
+        exec::execve(&self.program, &self.args, &self.env)
+    }
+}

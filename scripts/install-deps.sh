@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing kapsel needs on Debian 12, as root. Idempotent.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  gcc pkg-config libseccomp-dev   # building
+  busybox-static                  # test and quick-start root filesystems
+  runc                            # the reference runtime for parity tests and benchmarks
+  hyperfine                       # benchmarks
+  iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "cargo is missing: install the Rust toolchain (rustup)" >&2; exit 1; }
