@@ -20,18 +20,22 @@ use crate::stats::Stats;
 /// relative path against its own, different, cgroup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
-    v1: Vec<V1Dir>,
+    pub(crate) v1: Vec<V1Dir>,
     unified: Option<UnifiedDir>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct V1Dir {
+pub(crate) struct V1Dir {
     /// Directory name under /sys/fs/cgroup ("cpu,cpuacct", "systemd").
-    name: String,
+    pub(crate) name: String,
+    /// As /proc/self/cgroup names them ("cpu", "cpuacct", "name=systemd").
+    pub(crate) subsystems: Vec<String>,
+    /// The mount's root inside the hierarchy (mountinfo field 4).
+    pub(crate) root: String,
     /// Empty for named hierarchies such as name=systemd.
     controllers: Vec<Controller>,
-    mount: PathBuf,
-    dir: PathBuf,
+    pub(crate) mount: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +79,8 @@ impl Cgroup {
                 let dir = path.resolve(&m.mountpoint, &m.root, || own.v1(&m.subsystems))?;
                 Ok(V1Dir {
                     name: m.name(),
+                    subsystems: m.subsystems.clone(),
+                    root: m.root.clone(),
                     controllers: m.controllers(),
                     mount: m.mountpoint.clone(),
                     dir,

@@ -15,13 +15,17 @@ mod error;
 mod fs;
 mod hierarchy;
 mod path;
+mod placement;
 mod stats;
+#[cfg(test)]
+mod v2_tests;
 
 pub use cgroup::Cgroup;
 pub use controllers::FreezerState;
 pub use error::{CgroupError, Result};
 pub use hierarchy::{Controller, Hierarchy, Layout};
 pub use path::CgroupPath;
+pub use placement::ThreadPlacement;
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuSet, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,
 };

@@ -80,6 +80,13 @@ impl OwnCgroups {
         ))?))
     }
 
+    /// The calling thread's cgroups (v1 lets threads of one process differ).
+    pub fn read_thread() -> Result<OwnCgroups> {
+        Ok(OwnCgroups::parse(&fs::read(Path::new(
+            "/proc/thread-self/cgroup",
+        ))?))
+    }
+
     fn parse(text: &str) -> OwnCgroups {
         let entries = text
             .lines()

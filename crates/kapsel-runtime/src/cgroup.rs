@@ -9,7 +9,10 @@ use crate::rootfs::devices::DEFAULT_DEVICES;
 /// The container's cgroup: `linux.cgroupsPath`, or `/kapsel/<id>` when unset.
 pub fn for_container(spec: &Spec, id: &str) -> Result<Cgroup> {
     let hierarchy = Hierarchy::detect()?;
-    let configured = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref());
+    let configured = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref());
     let path = match configured {
         Some(p) => CgroupPath::parse(&p.to_string_lossy())?,
         None => CgroupPath::parse(&format!("/kapsel/{id}"))?,

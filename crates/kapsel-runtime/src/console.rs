@@ -23,7 +23,12 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<String> {
     unlockpt(&master).ctx(|| "unlockpt")?;
     let slave_path = ptsname_r(&master).ctx(|| "ptsname")?;
     if let Some((rows, cols)) = size {
-        let ws = Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws = Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCSWINSZ reads a valid winsize from the pointer.
         unsafe { set_winsize(master.as_raw_fd(), &ws) }.ctx(|| "set the terminal size")?;
     }
@@ -69,8 +74,13 @@ pub fn recv_fd(socket: RawFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(socket, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .ctx(|| "receive the terminal from the console socket")?;
+    let msg = recvmsg::<()>(
+        socket,
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ctx(|| "receive the terminal from the console socket")?;
     for c in msg.cmsgs().ctx(|| "read control messages")? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
@@ -79,5 +89,7 @@ pub fn recv_fd(socket: RawFd) -> Result<OwnedFd> {
             }
         }
     }
-    Err(RuntimeError::Init("console socket message carried no fd".into()))
+    Err(RuntimeError::Init(
+        "console socket message carried no fd".into(),
+    ))
 }

@@ -6,12 +6,12 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::{Result, RuntimeError};
 
 /// Writes `data` to `path` so that readers see either the old or the new content, never a
-/// part: write a temporary file beside it, fsync, rename over.
+/// part: write a temporary file beside it and rename it over. No fsync: this guards against
+/// a runtime killed mid-write; the state lives in /run, which a power loss empties anyway.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(|e| RuntimeError::io("create", &tmp, e))?;
     file.write_all(data)
-        .and_then(|_| file.sync_all())
         .map_err(|e| RuntimeError::io("write", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| RuntimeError::io("rename", path, e))
 }
@@ -80,9 +80,18 @@ mod tests {
         symlink("/etc", root.join("abs")).unwrap();
         symlink("../../../..", root.join("etc/up")).unwrap();
         symlink("loop", root.join("loop")).unwrap();
-        assert_eq!(resolve_in_root(&root, Path::new("/abs/x")).unwrap(), root.join("etc/x"));
-        assert_eq!(resolve_in_root(&root, Path::new("/etc/up/tmp")).unwrap(), root.join("tmp"));
-        assert_eq!(resolve_in_root(&root, Path::new("/../../x")).unwrap(), root.join("x"));
+        assert_eq!(
+            resolve_in_root(&root, Path::new("/abs/x")).unwrap(),
+            root.join("etc/x")
+        );
+        assert_eq!(
+            resolve_in_root(&root, Path::new("/etc/up/tmp")).unwrap(),
+            root.join("tmp")
+        );
+        assert_eq!(
+            resolve_in_root(&root, Path::new("/../../x")).unwrap(),
+            root.join("x")
+        );
         assert!(resolve_in_root(&root, Path::new("/loop")).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -71,16 +71,25 @@ fn run_one(hook: &Hook, kind: HookKind, input: &[u8]) -> Result<()> {
         cmd.arg0(arg0).args(rest);
     }
     cmd.env_clear()
-        .envs(hook.env().iter().flatten().filter_map(|e| e.split_once('=')))
+        .envs(
+            hook.env()
+                .iter()
+                .flatten()
+                .filter_map(|e| e.split_once('=')),
+        )
         .stdin(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| fail(format!("cannot start: {e}")))?;
     // A hook that does not read its stdin must not fail the write (EPIPE is fine).
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input);
     }
     let status = match hook.timeout() {
-        Some(secs) if secs > 0 => wait_with_timeout(&mut child, Duration::from_secs(secs as u64))
-            .ok_or_else(|| fail(format!("timed out after {secs}s and was killed")))?,
+        Some(secs) if secs > 0 => {
+            wait_with_timeout(&mut child, Duration::from_secs(secs as u64))
+                .ok_or_else(|| fail(format!("timed out after {secs}s and was killed")))?
+        }
         Some(secs) => return Err(fail(format!("timeout {secs} must be greater than zero"))),
         None => child.wait().map_err(|e| fail(e.to_string()))?,
     };

@@ -1,7 +1,7 @@
 //! The processes the runtime forks to become a container.
 //!
-//! `create` forks an intermediate process, which joins the container's cgroup and the
-//! namespaces named by path, unshares the new ones (a new user namespace first, while the
+//! `create` forks an intermediate process, born in the container's cgroup (see `spawn`),
+//! which joins the namespaces named by path, unshares the new ones (a new user namespace first, while the
 //! runtime writes its id maps), and forks the container's init: the first process of a new
 //! PID namespace must be a child of the process that unshared it. The intermediate reports
 //! init's host PID and exits. Init sets up the root filesystem and the process, reports
@@ -47,7 +47,9 @@ pub fn intermediate(cfg: InitConfig, chan: Channel) -> ! {
     match unsafe { fork() } {
         Ok(ForkResult::Child) => container_init(cfg, chan),
         Ok(ForkResult::Parent { child }) => {
-            let _ = chan.send(&Message::InitPid { pid: child.as_raw() });
+            let _ = chan.send(&Message::InitPid {
+                pid: child.as_raw(),
+            });
             std::process::exit(0)
         }
         Err(e) => fail(&chan, &RuntimeError::sys("fork the container's init", e)),
@@ -60,12 +62,13 @@ fn fail(chan: &Channel, err: &RuntimeError) -> ! {
 }
 
 fn enter_namespaces(cfg: &InitConfig, chan: &Channel) -> Result<()> {
-    cfg.cgroup.add_process(getpid().as_raw())?;
     let ns = crate::spec::namespaces(cfg.spec);
     namespaces::join_paths(ns)?;
     if creates_namespace(cfg.spec, LinuxNamespaceType::User) {
         namespaces::unshare_user()?;
-        chan.send(&Message::MapIds { pid: getpid().as_raw() })?;
+        chan.send(&Message::MapIds {
+            pid: getpid().as_raw(),
+        })?;
         chan.wait_proceed()?;
         become_root()?;
     }
@@ -80,13 +83,18 @@ fn enter_namespaces(cfg: &InitConfig, chan: &Channel) -> Result<()> {
 fn become_root() -> Result<()> {
     let zero_u = nix::unistd::Uid::from_raw(0);
     let zero_g = nix::unistd::Gid::from_raw(0);
-    nix::unistd::setresgid(zero_g, zero_g, zero_g).ctx(|| "setgid 0 in the user namespace (is gid 0 mapped?)")?;
-    nix::unistd::setresuid(zero_u, zero_u, zero_u).ctx(|| "setuid 0 in the user namespace (is uid 0 mapped?)")
+    nix::unistd::setresgid(zero_g, zero_g, zero_g)
+        .ctx(|| "setgid 0 in the user namespace (is gid 0 mapped?)")?;
+    nix::unistd::setresuid(zero_u, zero_u, zero_u)
+        .ctx(|| "setuid 0 in the user namespace (is uid 0 mapped?)")
 }
 
 /// `linux.timeOffsets`: written after unsharing the time namespace, before its first process.
 fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref());
     let Some(offsets) = offsets else {
         return Ok(());
     };
@@ -143,7 +151,11 @@ fn setup_container(
     rootfs::enter(cfg.rootfs, cfg.spec, cfg.no_pivot)?;
     write_sysctls(cfg.spec)?;
     rootfs::finish(cfg.spec)?;
-    let process = cfg.spec.process().as_ref().expect("validated: process present");
+    let process = cfg
+        .spec
+        .process()
+        .as_ref()
+        .expect("validated: process present");
     let (prepared, slave) = crate::process::prepare(process, cfg.console.as_ref())?;
     if let Some(slave) = slave {
         rootfs::bind_console(Path::new(&slave))?;
@@ -174,11 +186,13 @@ fn write_sysctls(spec: &Spec) -> Result<()> {
     let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
     for (key, value) in sysctls.into_iter().flatten() {
         if key.contains("..") {
-            return Err(RuntimeError::invalid("linux.sysctl", format!("{key:?} is not a sysctl name")));
+            return Err(RuntimeError::invalid(
+                "linux.sysctl",
+                format!("{key:?} is not a sysctl name"),
+            ));
         }
         let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value)
-            .map_err(|e| RuntimeError::io("write sysctl", &path, e))?;
+        std::fs::write(&path, value).map_err(|e| RuntimeError::io("write sysctl", &path, e))?;
     }
     Ok(())
 }
@@ -186,8 +200,12 @@ fn write_sysctls(spec: &Spec) -> Result<()> {
 /// Blocks until `start` opens the exec fifo for reading, then runs the startContainer hooks.
 fn wait_for_start(cfg: &InitConfig, mut state: serde_json::Value) -> Result<()> {
     let path = format!("/proc/self/fd/{}", cfg.fifo.as_raw_fd());
-    let fifo = open(Path::new(&path), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| "open the exec fifo (is /proc mounted in the container?)")?;
+    let fifo = open(
+        Path::new(&path),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open the exec fifo (is /proc mounted in the container?)")?;
     nix::unistd::write(&fifo, b"0").ctx(|| "write to the exec fifo")?;
     drop(fifo);
     state["status"] = "running".into();

@@ -36,7 +36,8 @@ fn user_first(a: &LinuxNamespace, b: &LinuxNamespace) -> std::cmp::Ordering {
 
 /// Joins every namespace config.json names by path.
 pub fn join_paths(namespaces: &[LinuxNamespace]) -> Result<()> {
-    let mut joins: Vec<&LinuxNamespace> = namespaces.iter().filter(|n| n.path().is_some()).collect();
+    let mut joins: Vec<&LinuxNamespace> =
+        namespaces.iter().filter(|n| n.path().is_some()).collect();
     joins.sort_by(|a, b| user_first(a, b));
     for ns in joins {
         let path = ns.path().as_ref().expect("filtered");
@@ -61,7 +62,8 @@ pub fn join(path: &Path, typ: LinuxNamespaceType) -> Result<()> {
     })
 }
 
-/// Unshares the new namespaces of the given types (except user, which the caller handles).
+/// Unshares the new namespaces config.json asks for, except user, which the caller handles
+/// first.
 pub fn unshare_new(namespaces: &[LinuxNamespace]) -> Result<()> {
     let flags = namespaces
         .iter()

@@ -79,7 +79,8 @@ impl StateRoot {
     /// create with the same id fail cleanly.
     pub fn claim(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;
-        std::fs::create_dir_all(&self.path).map_err(|e| RuntimeError::io("mkdir", &self.path, e))?;
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| RuntimeError::io("mkdir", &self.path, e))?;
         let dir = self.container_dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
@@ -168,7 +169,11 @@ impl Container {
 
     /// The state as `runc state` prints it: the OCI fields plus rootfs, created and owner.
     pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         serde_json::json!({
             "ociVersion": "1.2.0",
             "id": self.id,

@@ -162,7 +162,9 @@ fn cpuset() {
     let cg = Test::cgroups_path(&id);
     let cpus = cgroup_read("cpuset", &cg, "cpuset.cpus", "cpuset.cpus");
     assert_eq!(cpus, "0");
-    let o = t.exec(&id, &["grep", "Cpus_allowed_list", "/proc/self/status"]).ok("exec");
+    let o = t
+        .exec(&id, &["grep", "Cpus_allowed_list", "/proc/self/status"])
+        .ok("exec");
     assert!(o.stdout.trim().ends_with("\t0"), "{}", o.stdout);
 }
 
@@ -177,7 +179,8 @@ fn update_memory() {
     t.rt(&["update", "--memory", &(64 * MIB).to_string(), &id])
         .ok("update --memory");
     assert_eq!(memory_limit(&cg), (64 * MIB).to_string());
-    t.rt(&["update", "--pids-limit", "42", &id]).ok("update --pids-limit");
+    t.rt(&["update", "--pids-limit", "42", &id])
+        .ok("update --pids-limit");
     assert_eq!(pids_limit(&cg), "42");
     assert_eq!(t.status(&id), "running");
 }
@@ -202,9 +205,15 @@ fn update_from_resources_file() {
 fn frozen(cg: &str) -> bool {
     let (dir, v2) = cgroup_dir("freezer", cg);
     if v2 {
-        fs::read_to_string(dir.join("cgroup.freeze")).unwrap().trim() == "1"
+        fs::read_to_string(dir.join("cgroup.freeze"))
+            .unwrap()
+            .trim()
+            == "1"
     } else {
-        fs::read_to_string(dir.join("freezer.state")).unwrap().trim() == "FROZEN"
+        fs::read_to_string(dir.join("freezer.state"))
+            .unwrap()
+            .trim()
+            == "FROZEN"
     }
 }
 
@@ -223,7 +232,11 @@ fn pause_and_resume() {
     std::thread::sleep(Duration::from_millis(100));
     let before = t.read_out("ticks").len();
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(t.read_out("ticks").len(), before, "paused process kept running");
+    assert_eq!(
+        t.read_out("ticks").len(),
+        before,
+        "paused process kept running"
+    );
     // Pausing twice is an error; so is resuming a running container later.
     t.rt(&["pause", &id]).fails("second pause");
 
@@ -231,10 +244,12 @@ fn pause_and_resume() {
     assert_eq!(t.status(&id), "running");
     assert!(!frozen(&cg));
     assert!(
-        wait_until(Duration::from_secs(5), || t.read_out("ticks").len() > before),
+        wait_until(Duration::from_secs(5), || t.read_out("ticks").len()
+            > before),
         "resumed process does not run"
     );
-    t.rt(&["resume", &id]).fails("resume of a running container");
+    t.rt(&["resume", &id])
+        .fails("resume of a running container");
 }
 
 #[test]
@@ -242,7 +257,8 @@ fn delete_force_of_paused_container() {
     let t = test_env!();
     let (id, pid) = t.started(&["sleep", "1000"], |_| {});
     t.rt(&["pause", &id]).ok("pause");
-    t.rt(&["delete", "--force", &id]).ok("delete --force of paused");
+    t.rt(&["delete", "--force", &id])
+        .ok("delete --force of paused");
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
     t.assert_gone(&id);
 }
@@ -250,10 +266,13 @@ fn delete_force_of_paused_container() {
 #[test]
 fn events_stats() {
     let t = test_env!();
-    let (id, _) = t.started(&["sh", "-c", "x=$(yes | head -c 4000000); exec sleep 1000"], |cfg| {
-        cfg["linux"]["resources"]["memory"] = json!({"limit": 64 * MIB});
-        cfg["linux"]["resources"]["pids"] = json!({"limit": 50});
-    });
+    let (id, _) = t.started(
+        &["sh", "-c", "x=$(yes | head -c 4000000); exec sleep 1000"],
+        |cfg| {
+            cfg["linux"]["resources"]["memory"] = json!({"limit": 64 * MIB});
+            cfg["linux"]["resources"]["pids"] = json!({"limit": 50});
+        },
+    );
     let o = t.rt(&["events", "--stats", &id]).ok("events --stats");
     let line = o.stdout.lines().next().unwrap_or("");
     let v: Value = serde_json::from_str(line)
@@ -281,7 +300,11 @@ fn delete_removes_cgroups_everywhere() {
     let dirs = cgroup_existing_dirs(&cg);
     for ctrl in ["memory", "pids", "cpu", "freezer"] {
         let (d, _) = cgroup_dir(ctrl, &cg);
-        assert!(dirs.contains(&d), "no {ctrl} cgroup {} after create", d.display());
+        assert!(
+            dirs.contains(&d),
+            "no {ctrl} cgroup {} after create",
+            d.display()
+        );
     }
     t.rt(&["start", &id]).ok("start");
     t.rt(&["kill", &id, "KILL"]).ok("kill");

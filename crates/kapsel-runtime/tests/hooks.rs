@@ -88,9 +88,7 @@ fn hook_state(h: &Path, tag: &str) -> Value {
 /// deviation is tolerated (and reported), for any other runtime it fails.
 fn runc_early_poststart(o: &mut Vec<String>) -> bool {
     if let Some(i) = o.iter().position(|k| k == "poststart") {
-        if o[..i].iter().all(|k| k != "startContainer")
-            && common::runtime_is_runc()
-        {
+        if o[..i].iter().all(|k| k != "startContainer") && common::runtime_is_runc() {
             eprintln!("NOTE: runc 1.1 runs poststart hooks during create; tolerated for runc");
             o.remove(i);
             return true;
@@ -102,7 +100,10 @@ fn runc_early_poststart(o: &mut Vec<String>) -> bool {
 #[test]
 fn all_hooks_run_in_order_with_state() {
     let t = test_env!();
-    let mut x = hooked(&t, &["sh", "-c", "echo process >> $KT_H/order; exec sleep 1000"]);
+    let mut x = hooked(
+        &t,
+        &["sh", "-c", "echo process >> $KT_H/order; exec sleep 1000"],
+    );
     x.cfg["process"]["env"]
         .as_array_mut()
         .unwrap()
@@ -135,7 +136,12 @@ fn all_hooks_run_in_order_with_state() {
     }
     assert_eq!(
         o[..4],
-        ["prestart", "createRuntime", "createContainer", "startContainer"],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer"
+        ],
         "{o:?}"
     );
     // poststart runs after the process started; the process and poststart
@@ -166,8 +172,8 @@ fn all_hooks_run_in_order_with_state() {
             "poststop" => {}
             // runc 1.1 gives the in-container hooks the pid as seen in the
             // container's PID namespace (1); the spec asks for the host's.
-            "createContainer" | "startContainer"
-                if got == Some(1) && common::runtime_is_runc() => {}
+            "createContainer" | "startContainer" if got == Some(1) && common::runtime_is_runc() => {
+            }
             _ => assert_eq!(got, Some(pid), "{kind}: {st}"),
         }
     }
@@ -219,7 +225,11 @@ fn assert_create_fails_cleanly(kind: &str) {
         json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} >> {h}/order; exit 3")]}),
     );
     // Later hooks must not run.
-    add_hook(&mut x.cfg, "startContainer", logging_hook(&x.h, "startContainer"));
+    add_hook(
+        &mut x.cfg,
+        "startContainer",
+        logging_hook(&x.h, "startContainer"),
+    );
     let o = t.create(&x.id, &x.cfg);
     assert!(!o.success(), "create with a failing {kind} hook succeeded");
     assert!(!o.stderr.trim().is_empty(), "no error message");
@@ -264,7 +274,10 @@ fn failing_start_container_hook_fails_start() {
     if o.success() && common::skip_if_runc("runc 1.1 start returns 0 when startContainer fails") {
         return;
     }
-    assert!(!o.success(), "start with a failing startContainer hook succeeded");
+    assert!(
+        !o.success(),
+        "start with a failing startContainer hook succeeded"
+    );
 }
 
 #[test]
@@ -322,9 +335,7 @@ fn failing_poststart_hook_is_a_warning() {
     );
     add_hook(&mut x.cfg, "poststart", logging_hook(&x.h, "poststart2"));
     let o = t.create(&x.id, &x.cfg);
-    if !o.success()
-        && common::skip_if_runc("runc 1.1 runs poststart during create and fails it")
-    {
+    if !o.success() && common::skip_if_runc("runc 1.1 runs poststart during create and fails it") {
         return;
     }
     o.ok("create");
@@ -359,7 +370,11 @@ fn failing_poststop_hook_is_a_warning() {
         return;
     }
     o.ok("delete with a failing poststop hook");
-    assert!(ran_rest, "remaining poststop hooks must run: {:?}", order(&x.h));
+    assert!(
+        ran_rest,
+        "remaining poststop hooks must run: {:?}",
+        order(&x.h)
+    );
     t.assert_gone(&id);
 }
 

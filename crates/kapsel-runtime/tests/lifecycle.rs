@@ -46,7 +46,10 @@ fn create_reports_created_state() {
 fn start_runs_process_and_state_is_running() {
     let t = test_env!();
     let id = t.id();
-    let cfg = t.spec(&id, &["sh", "-c", "echo ran > /out/marker; exec sleep 1000"]);
+    let cfg = t.spec(
+        &id,
+        &["sh", "-c", "echo ran > /out/marker; exec sleep 1000"],
+    );
     t.create(&id, &cfg).ok("create");
     let created_pid = t.pid(&id);
     t.rt(&["start", &id]).ok("start");
@@ -90,6 +93,10 @@ fn delete_removes_state() {
     t.assert_gone(&id);
 }
 
+/// `delete` of a *created* container: runc destroys it, while the OCI spec
+/// says deleting a container that is not stopped must fail and leave it
+/// alone. Either is accepted, but nothing in between; `delete --force`
+/// must always remove it, and its process must never run.
 #[test]
 fn delete_created_container() {
     let t = test_env!();
@@ -97,9 +104,41 @@ fn delete_created_container() {
     let cfg = t.spec(&id, &["sh", "-c", "echo ran > /out/marker"]);
     t.create(&id, &cfg).ok("create");
     let pid = t.pid(&id);
-    t.rt(&["delete", &id]).ok("delete of a created container");
+    let o = t.rt(&["delete", &id]);
+    if o.success() {
+        t.assert_gone(&id);
+        assert!(!pid_alive(pid), "init {pid} survived delete");
+    } else {
+        assert!(!o.stderr.trim().is_empty(), "no error message");
+        assert_eq!(
+            t.status(&id),
+            "created",
+            "failed delete changed the container"
+        );
+        assert!(pid_alive(pid));
+        t.rt(&["delete", "--force", &id]).ok("delete --force");
+        t.assert_gone(&id);
+        assert!(
+            wait_until(Duration::from_secs(5), || !pid_alive(pid)),
+            "init {pid} survived delete --force"
+        );
+    }
+    assert!(!t.out.join("marker").exists(), "the process ran");
+}
+
+#[test]
+fn delete_force_created_container() {
+    let t = test_env!();
+    let id = t.id();
+    let cfg = t.spec(&id, &["sh", "-c", "echo ran > /out/marker"]);
+    t.create(&id, &cfg).ok("create");
+    let pid = t.pid(&id);
+    t.rt(&["delete", "--force", &id]).ok("delete --force");
     t.assert_gone(&id);
-    assert!(!pid_alive(pid), "init {pid} survived delete");
+    assert!(
+        wait_until(Duration::from_secs(5), || !pid_alive(pid)),
+        "init {pid} survived delete --force"
+    );
     assert!(!t.out.join("marker").exists(), "the process ran");
 }
 
@@ -233,7 +272,10 @@ fn kill_all_kills_every_process() {
 fn duplicate_id_fails_and_first_is_untouched() {
     let t = test_env!();
     let id = t.id();
-    let cfg = t.spec(&id, &["sh", "-c", "echo first > /out/first; exec sleep 1000"]);
+    let cfg = t.spec(
+        &id,
+        &["sh", "-c", "echo first > /out/first; exec sleep 1000"],
+    );
     t.create(&id, &cfg).ok("first create");
     let pid = t.pid(&id);
 
@@ -289,22 +331,36 @@ fn list_shows_containers() {
     assert!(o.stdout.contains(&a), "{}", o.stdout);
     assert!(o.stdout.contains(&b), "{}", o.stdout);
     let header = o.stdout.lines().next().unwrap_or("");
-    assert!(header.contains("ID") && header.contains("STATUS"), "{}", o.stdout);
-    let line_a = o.stdout.lines().find(|l| l.starts_with(&format!("{a} "))).unwrap();
+    assert!(
+        header.contains("ID") && header.contains("STATUS"),
+        "{}",
+        o.stdout
+    );
+    let line_a = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{a} ")))
+        .unwrap();
     assert!(line_a.contains("running"), "{line_a}");
 
     let o = t.rt(&["list", "--format", "json"]).ok("list json");
     let v: Value = serde_json::from_str(&o.stdout).expect("list json");
     let arr = v.as_array().expect("array");
     assert_eq!(arr.len(), 2, "{v}");
-    let ea = arr.iter().find(|c| c["id"] == a.as_str()).expect("a listed");
+    let ea = arr
+        .iter()
+        .find(|c| c["id"] == a.as_str())
+        .expect("a listed");
     assert_eq!(ea["status"], "running");
     assert_eq!(ea["pid"].as_i64().unwrap(), pid_a);
     assert_eq!(
         fs::canonicalize(ea["bundle"].as_str().unwrap()).unwrap(),
         fs::canonicalize(t.bundle_dir(&a)).unwrap()
     );
-    let eb = arr.iter().find(|c| c["id"] == b.as_str()).expect("b listed");
+    let eb = arr
+        .iter()
+        .find(|c| c["id"] == b.as_str())
+        .expect("b listed");
     assert_eq!(eb["status"], "created");
 
     let o = t.rt(&["list", "-q"]).ok("list -q");
@@ -397,8 +453,11 @@ fn run_detach_then_state() {
     let id = t.id();
     let cfg = t.spec(&id, &["sleep", "1000"]);
     let b = t.write_bundle(&id, &cfg);
-    t.rt_detached(&id, &["run", "--detach", "--bundle", &b.to_string_lossy(), &id])
-        .ok("run --detach");
+    t.rt_detached(
+        &id,
+        &["run", "--detach", "--bundle", &b.to_string_lossy(), &id],
+    )
+    .ok("run --detach");
     assert_eq!(t.status(&id), "running");
     assert!(pid_alive(t.pid(&id)));
 }

@@ -77,11 +77,12 @@ fn default_mounts_are_visible() {
     }
 
     // Nothing of the host's own mounts leaks in (e.g. the host's /run).
-    let host_mps: Vec<String> = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap())
-        .into_iter()
-        .map(|x| x.mount_point)
-        .filter(|p| p.starts_with("/run") || p.starts_with("/boot") || p.starts_with("/work"))
-        .collect();
+    let host_mps: Vec<String> =
+        parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap())
+            .into_iter()
+            .map(|x| x.mount_point)
+            .filter(|p| p.starts_with("/run") || p.starts_with("/boot") || p.starts_with("/work"))
+            .collect();
     for p in host_mps {
         assert!(
             !m.iter().any(|x| x.mount_point == p),
@@ -93,7 +94,10 @@ fn default_mounts_are_visible() {
 #[test]
 fn readonly_root() {
     let t = test_env!();
-    let out = t.sh("touch /x 2>&1 && echo WROTE; touch /tmp/y 2>&1 && echo WROTE-TMP; true", |_| {});
+    let out = t.sh(
+        "touch /x 2>&1 && echo WROTE; touch /tmp/y 2>&1 && echo WROTE-TMP; true",
+        |_| {},
+    );
     assert!(!out.contains("WROTE"), "{out}");
     assert!(out.to_lowercase().contains("read-only"), "{out}");
 
@@ -189,7 +193,10 @@ fn tmpfs_size_and_mode() {
     });
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("710"), "{out}");
-    assert!(!out.contains("FITS"), "2 MiB fitted in a 1 MiB tmpfs: {out}");
+    assert!(
+        !out.contains("FITS"),
+        "2 MiB fitted in a 1 MiB tmpfs: {out}"
+    );
     let m = parse_mountinfo(&out);
     let d = find_mount(&m, "/data/tmpfs");
     assert_eq!(d.fstype, "tmpfs");
@@ -226,7 +233,10 @@ fn mount_flags_nosuid_nodev_noexec() {
     });
     assert!(out.contains("EXECUTED"), "{out}");
     let d = find_mount(&parse_mountinfo(&out), "/data").clone();
-    assert!(d.has_opt("nosuid") && !d.has_opt("noexec") && !d.has_opt("nodev"), "{d:?}");
+    assert!(
+        d.has_opt("nosuid") && !d.has_opt("noexec") && !d.has_opt("nodev"),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -322,7 +332,8 @@ fn dev_contents() {
     }
     // /dev/ptmx must lead to the container's own devpts instance.
     assert!(
-        out.lines().any(|l| l == "ptmx pts/ptmx" || l == "ptmx /dev/pts/ptmx"),
+        out.lines()
+            .any(|l| l == "ptmx pts/ptmx" || l == "ptmx /dev/pts/ptmx"),
         "{out}"
     );
     for want in ["pts-dir", "shm-dir", "pts-ptmx", "null-writable"] {
@@ -336,6 +347,10 @@ fn dev_has_no_host_devices() {
     let t = test_env!();
     let out = t.sh("ls /dev", |_| {});
     let names: Vec<&str> = out.lines().collect();
+    assert!(
+        names.contains(&"null") && names.contains(&"pts"),
+        "{names:?}"
+    );
     for host_only in ["vda", "mem", "kmsg", "console", "loop0", "tty0"] {
         assert!(
             !names.contains(&host_only),
@@ -380,9 +395,14 @@ fn linux_devices_are_created() {
 fn masked_paths() {
     let t = test_env!();
     let script = "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; cat /proc/timer_list > /dev/null && echo readable";
-    let host_firmware = fs::read_dir("/sys/firmware").map(|d| d.count()).unwrap_or(0);
+    let host_firmware = fs::read_dir("/sys/firmware")
+        .map(|d| d.count())
+        .unwrap_or(0);
     let host_timer = fs::read_to_string("/proc/timer_list").unwrap_or_default();
-    assert!(!host_timer.is_empty() && host_firmware > 0, "host lacks the probes");
+    assert!(
+        !host_timer.is_empty() && host_firmware > 0,
+        "host lacks the probes"
+    );
 
     let out = t.sh(script, |_| {});
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
@@ -412,14 +432,21 @@ fn masked_path_that_does_not_exist_is_ignored() {
 #[test]
 fn readonly_paths() {
     let t = test_env!();
-    let script = "echo kt-ro-test > /proc/sys/kernel/hostname 2>/dev/null && echo WROTE; hostname; \
+    let script =
+        "echo kt-ro-test > /proc/sys/kernel/hostname 2>/dev/null && echo WROTE; hostname; \
                   grep -E ' /proc/(sys|irq|bus|fs|sysrq-trigger) ' /proc/self/mountinfo; true";
     let out = t.sh(script, |_| {});
     assert!(!out.contains("WROTE"), "{out}");
     assert_eq!(out.lines().next(), Some("kapsel"), "{out}");
     let m = parse_mountinfo(&out);
     // Every listed path that exists on this kernel is a read-only mount.
-    for p in ["/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/sysrq-trigger"] {
+    for p in [
+        "/proc/sys",
+        "/proc/irq",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/sysrq-trigger",
+    ] {
         if fs::symlink_metadata(p).is_ok() {
             assert!(find_mount(&m, p).has_opt("ro"), "{p}: {out}");
         }
@@ -441,9 +468,12 @@ fn removed_default_mounts_are_absent() {
         remove_mount(cfg, "/dev/mqueue");
         remove_mount(cfg, "/sys/fs/cgroup");
     });
+    assert_eq!(find_mount(&m, "/proc").fstype, "proc");
+    assert_eq!(find_mount(&m, "/dev/shm").fstype, "tmpfs");
     assert!(!m.iter().any(|x| x.mount_point == "/dev/mqueue"), "{m:#?}");
     assert!(
-        !m.iter().any(|x| x.mount_point.starts_with("/sys/fs/cgroup/")),
+        !m.iter()
+            .any(|x| x.mount_point.starts_with("/sys/fs/cgroup/")),
         "{m:#?}"
     );
 }

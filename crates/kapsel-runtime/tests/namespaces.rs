@@ -16,7 +16,10 @@ fn pid_namespace_process_is_pid_1() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1"), "{out}");
     let cmdline = lines.next().unwrap_or("");
-    assert!(cmdline.starts_with("sh -c "), "/proc/1/cmdline: {cmdline:?}");
+    assert!(
+        cmdline.starts_with("sh -c "),
+        "/proc/1/cmdline: {cmdline:?}"
+    );
 }
 
 #[test]
@@ -95,11 +98,14 @@ fn new_namespaces_differ_from_host() {
 #[test]
 fn omitted_namespaces_are_shared_with_host() {
     let t = test_env!();
-    let out = t.sh("readlink /proc/self/ns/uts; readlink /proc/self/ns/ipc; hostname", |cfg| {
-        remove_namespace(cfg, "uts");
-        remove_namespace(cfg, "ipc");
-        cfg.as_object_mut().unwrap().remove("hostname");
-    });
+    let out = t.sh(
+        "readlink /proc/self/ns/uts; readlink /proc/self/ns/ipc; hostname",
+        |cfg| {
+            remove_namespace(cfg, "uts");
+            remove_namespace(cfg, "ipc");
+            cfg.as_object_mut().unwrap().remove("hostname");
+        },
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(ns_inode(lines[0]), host_ns_inode("uts"), "{out}");
     assert_eq!(ns_inode(lines[1]), host_ns_inode("ipc"), "{out}");
@@ -191,7 +197,10 @@ fn mount_namespace_is_private() {
     assert_ne!(ns_inode(lines[0]), host_ns_inode("mnt"));
     assert_eq!(lines[1], "1", "{out}");
     let after = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!after.contains("kt-private-tmpfs"), "mount leaked to the host");
+    assert!(
+        !after.contains("kt-private-tmpfs"),
+        "mount leaked to the host"
+    );
     assert!(!host_mounts.contains("kt-private-tmpfs"));
 }
 
@@ -247,15 +256,21 @@ fn user_namespace_nonroot_user_maps() {
 #[test]
 fn cgroup_namespace_shows_root_paths() {
     let t = test_env!();
-    let out = t.sh("cat /proc/self/cgroup; readlink /proc/self/ns/cgroup", |cfg| {
-        set_namespace(cfg, "cgroup", None);
-    });
+    let out = t.sh(
+        "cat /proc/self/cgroup; readlink /proc/self/ns/cgroup",
+        |cfg| {
+            set_namespace(cfg, "cgroup", None);
+        },
+    );
     let mut lines: Vec<&str> = out.lines().collect();
     let ns = lines.pop().unwrap();
     assert_ne!(ns_inode(ns), host_ns_inode("cgroup"));
     assert!(!lines.is_empty());
     for l in &lines {
-        assert!(l.ends_with(":/"), "cgroup path not / in a cgroup namespace: {out}");
+        assert!(
+            l.ends_with(":/"),
+            "cgroup path not / in a cgroup namespace: {out}"
+        );
     }
     // Without a cgroup namespace the container sees its cgroupsPath.
     let id = t.id();

@@ -13,15 +13,14 @@ use serde_json::json;
 #[test]
 fn env_and_cwd() {
     let t = test_env!();
-    let out = t.sh("pwd; echo \"$FOO|$WITH_EQ|$EMPTY|${UNSET-unset}\"; env | sort", |cfg| {
-        cfg["process"]["cwd"] = json!("/tmp");
-        cfg["process"]["env"] = json!([
-            "PATH=/bin:/usr/bin",
-            "FOO=bar baz",
-            "WITH_EQ=a=b",
-            "EMPTY="
-        ]);
-    });
+    let out = t.sh(
+        "pwd; echo \"$FOO|$WITH_EQ|$EMPTY|${UNSET-unset}\"; env | sort",
+        |cfg| {
+            cfg["process"]["cwd"] = json!("/tmp");
+            cfg["process"]["env"] =
+                json!(["PATH=/bin:/usr/bin", "FOO=bar baz", "WITH_EQ=a=b", "EMPTY="]);
+        },
+    );
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("/tmp"), "{out}");
     assert_eq!(lines.next(), Some("bar baz|a=b||unset"), "{out}");
@@ -55,9 +54,13 @@ fn args_resolved_through_path() {
 #[test]
 fn user_uid_gid_and_additional_gids() {
     let t = test_env!();
-    let out = t.sh("id -u; id -g; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status", |cfg| {
-        cfg["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [10, 2000]});
-    });
+    let out = t.sh(
+        "id -u; id -g; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status",
+        |cfg| {
+            cfg["process"]["user"] =
+                json!({"uid": 1000, "gid": 1001, "additionalGids": [10, 2000]});
+        },
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1000", "{out}");
     assert_eq!(lines[1], "1001", "{out}");
@@ -65,11 +68,20 @@ fn user_uid_gid_and_additional_gids() {
     groups.sort();
     assert!(groups.contains(&"10") && groups.contains(&"2000"), "{out}");
     let status = lines[3..].join("\n");
-    let uids: Vec<&str> = status_field(&status, "Uid").unwrap().split_whitespace().collect();
+    let uids: Vec<&str> = status_field(&status, "Uid")
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(uids, vec!["1000"; 4], "{status}");
-    let gids: Vec<&str> = status_field(&status, "Gid").unwrap().split_whitespace().collect();
+    let gids: Vec<&str> = status_field(&status, "Gid")
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(gids, vec!["1001"; 4], "{status}");
-    let mut sup: Vec<&str> = status_field(&status, "Groups").unwrap().split_whitespace().collect();
+    let mut sup: Vec<&str> = status_field(&status, "Groups")
+        .unwrap()
+        .split_whitespace()
+        .collect();
     sup.sort();
     assert_eq!(sup, vec!["10", "2000"], "{status}");
 }
@@ -92,7 +104,10 @@ fn umask() {
         cfg["process"]["user"]["umask"] = json!(0o077);
     });
     assert_eq!(out.trim(), "0077");
-    let mode = fs::metadata(t.out.join("umasked")).unwrap().permissions().mode();
+    let mode = fs::metadata(t.out.join("umasked"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
 }
 
@@ -180,7 +195,13 @@ fn sysctl() {
 
 fn caps_of(out: &str) -> (u64, u64, u64, u64, u64) {
     let f = |k: &str| parse_mask(status_field(out, k).unwrap_or_else(|| panic!("{k}: {out}")));
-    (f("CapInh"), f("CapPrm"), f("CapEff"), f("CapBnd"), f("CapAmb"))
+    (
+        f("CapInh"),
+        f("CapPrm"),
+        f("CapEff"),
+        f("CapBnd"),
+        f("CapAmb"),
+    )
 }
 
 #[test]
@@ -297,7 +318,17 @@ fn exec_runs_in_the_container() {
         );
     }
     // It inherits the container's capabilities and NoNewPrivs.
-    let o = t.exec(&id, &["grep", "-E", "^(CapEff|CapBnd|NoNewPrivs)", "/proc/self/status"]).ok("exec grep");
+    let o = t
+        .exec(
+            &id,
+            &[
+                "grep",
+                "-E",
+                "^(CapEff|CapBnd|NoNewPrivs)",
+                "/proc/self/status",
+            ],
+        )
+        .ok("exec grep");
     assert_eq!(
         parse_mask(status_field(&o.stdout, "CapEff").unwrap()),
         cap_mask(&DEFAULT_CAPS),
@@ -331,7 +362,14 @@ fn exec_env_cwd_user() {
     let o = t
         .exec_with(
             &id,
-            &["--env", "FOO=from-exec", "--cwd", "/tmp", "--user", "1000:1001"],
+            &[
+                "--env",
+                "FOO=from-exec",
+                "--cwd",
+                "/tmp",
+                "--user",
+                "1000:1001",
+            ],
             &["sh", "-c", "echo $FOO; pwd; id -u; id -g; echo $PATH"],
         )
         .ok("exec");
@@ -369,7 +407,11 @@ fn exec_with_process_json() {
     assert_eq!(lines[0], "process-json", "{}", o.stdout);
     assert_eq!(lines[1], "/dev");
     assert_eq!(lines[2], "1000");
-    assert!(lines[3].split_whitespace().any(|g| g == "3000"), "{}", o.stdout);
+    assert!(
+        lines[3].split_whitespace().any(|g| g == "3000"),
+        "{}",
+        o.stdout
+    );
     assert_eq!(
         parse_mask(status_field(&o.stdout, "CapEff").unwrap()),
         cap_mask(&["CAP_KILL"])

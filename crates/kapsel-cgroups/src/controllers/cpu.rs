@@ -64,14 +64,15 @@ fn bandwidth_v1(dir: &Path, quota: Option<i64>, period: Option<u64>) -> Result<(
     let quota_file = dir.join("cpu.cfs_quota_us");
     let write_quota = |q: i64| fs::write(&quota_file, &q.max(-1).to_string());
     if let Some(p) = period {
-        match fs::write(&dir.join("cpu.cfs_period_us"), &p.to_string()) {
-            Err(CgroupError::Write { source, .. })
-                if source.raw_os_error() == Some(libc::EINVAL) && quota.is_some() =>
+        let period_file = dir.join("cpu.cfs_period_us");
+        match (fs::write(&period_file, &p.to_string()), quota) {
+            (Err(CgroupError::Write { source, .. }), Some(q))
+                if source.raw_os_error() == Some(libc::EINVAL) =>
             {
-                write_quota(quota.unwrap_or(-1))?;
-                return fs::write(&dir.join("cpu.cfs_period_us"), &p.to_string());
+                write_quota(q)?;
+                return fs::write(&period_file, &p.to_string());
             }
-            r => r?,
+            (r, _) => r?,
         }
     }
     quota.map_or(Ok(()), write_quota)

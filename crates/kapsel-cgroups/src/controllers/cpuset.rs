@@ -7,10 +7,10 @@ use crate::error::Result;
 use crate::fs::{self, read_opt, read_u64_opt};
 use crate::stats::CpuSet;
 
-/// The files have the same names on v1 and v2. Empty strings mean unset.
+/// The files have the same names on v1 and v2.
 pub(crate) fn apply(f: Files, cpus: Option<&str>, mems: Option<&str>) -> Result<()> {
     for (name, value) in [("cpuset.cpus", cpus), ("cpuset.mems", mems)] {
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
+        if let Some(v) = value {
             fs::write(&f.file(name), v)?;
         }
     }

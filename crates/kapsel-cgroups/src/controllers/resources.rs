@@ -18,9 +18,11 @@ pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
         devices::apply(cg.require(Controller::Devices, "device rules")?, rules)?;
     }
     if let Some(c) = r.cpu() {
-        if c.cpus().is_some() || c.mems().is_some() {
-            let f = cg.require(Controller::Cpuset, "cpus/mems")?;
-            cpuset::apply(f, c.cpus().as_deref(), c.mems().as_deref())?;
+        // Empty strings mean unset.
+        let cpus = c.cpus().as_deref().filter(|s| !s.is_empty());
+        let mems = c.mems().as_deref().filter(|s| !s.is_empty());
+        if cpus.is_some() || mems.is_some() {
+            cpuset::apply(cg.require(Controller::Cpuset, "cpus/mems")?, cpus, mems)?;
         }
         if cpu::requested(c) {
             cpu::apply(cg.require(Controller::Cpu, "cpu limits")?, c)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, mkfifo, ForkResult, Pid};
+use nix::unistd::{mkfifo, ForkResult, Pid};
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
 use crate::channel::{self, Channel, Message};
@@ -29,6 +29,7 @@ pub struct CreateOptions {
 pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Container> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io("open bundle", &opts.bundle, e))?;
+    tracing::debug!(id = %opts.id, "create");
     let spec = crate::spec::load(&bundle)?;
     let rootfs = crate::spec::rootfs(&spec, &bundle)?;
     root.claim(&opts.id)?;
@@ -47,14 +48,20 @@ fn launch(
     undo: &mut Undo,
 ) -> Result<Container> {
     let fifo_path = root.exec_fifo(&opts.id);
-    mkfifo(&fifo_path, Mode::from_bits_truncate(0o600)).ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
+        .ctx(|| format!("mkfifo {}", fifo_path.display()))?;
     let fifo = open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", fifo_path.display()))?;
     let cgroup = crate::cgroup::for_container(spec, &opts.id)?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
     cgroup.apply(&crate::cgroup::resources(spec))?;
-    let console = opts.console_socket.as_deref().map(connect_console).transpose()?;
+    tracing::debug!(id = %opts.id, "cgroup ready");
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(connect_console)
+        .transpose()?;
     let (ours, theirs) = channel::pair()?;
     let cfg = InitConfig {
         spec,
@@ -67,7 +74,7 @@ fn launch(
         preserve_fds: opts.preserve_fds,
     };
     // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
-    let intermediate = match unsafe { fork() }.ctx(|| "fork")? {
+    let intermediate = match unsafe { crate::spawn::fork_in_cgroup(&cgroup) }? {
         ForkResult::Child => {
             drop(ours);
             init::intermediate(cfg, theirs)
@@ -115,12 +122,16 @@ fn supervise_setup(chan: &Channel, spec: &Spec, c: &mut Container, undo: &mut Un
                 chan.send(&Message::Proceed)?;
             }
             Some(Message::RunCreateHooks) => {
+                tracing::debug!("rootfs prepared");
                 let state = c.oci_state(Status::Creating);
                 hooks::run(c.hooks.as_ref(), HookKind::Prestart, &state)?;
                 hooks::run(c.hooks.as_ref(), HookKind::CreateRuntime, &state)?;
                 chan.send(&Message::State { state })?;
             }
-            Some(Message::Ready) => return Ok(()),
+            Some(Message::Ready) => {
+                tracing::debug!("init ready");
+                return Ok(());
+            }
             Some(Message::Error { message }) => return Err(RuntimeError::Setup(message)),
             Some(other) => return Err(RuntimeError::Init(format!("unexpected {other:?}"))),
             None => {
@@ -134,14 +145,19 @@ fn supervise_setup(chan: &Channel, spec: &Spec, c: &mut Container, undo: &mut Un
 
 fn write_id_maps(spec: &Spec, pid: i32) -> Result<()> {
     let linux = spec.linux().as_ref();
-    let uid = linux.and_then(|l| l.uid_mappings().as_deref()).unwrap_or(&[]);
-    let gid = linux.and_then(|l| l.gid_mappings().as_deref()).unwrap_or(&[]);
+    let uid = linux
+        .and_then(|l| l.uid_mappings().as_deref())
+        .unwrap_or(&[]);
+    let gid = linux
+        .and_then(|l| l.gid_mappings().as_deref())
+        .unwrap_or(&[]);
     for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
         if maps.is_empty() {
             continue;
         }
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, format_maps(maps)).map_err(|e| RuntimeError::io("write", &path, e))?;
+        std::fs::write(&path, format_maps(maps))
+            .map_err(|e| RuntimeError::io("write", &path, e))?;
     }
     Ok(())
 }
@@ -162,7 +178,8 @@ fn write_oom_score_adj(spec: &Spec, pid: i32) -> Result<()> {
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {
-    let stream = UnixStream::connect(path).map_err(|e| RuntimeError::io("connect to console socket", path, e))?;
+    let stream = UnixStream::connect(path)
+        .map_err(|e| RuntimeError::io("connect to console socket", path, e))?;
     Ok(stream.into())
 }
 
@@ -177,7 +194,13 @@ struct Undo<'a> {
 
 impl<'a> Undo<'a> {
     fn new(root: &'a StateRoot, id: &'a str) -> Self {
-        Undo { root, id, pid: None, cgroup: None, armed: true }
+        Undo {
+            root,
+            id,
+            pid: None,
+            cgroup: None,
+            armed: true,
+        }
     }
 
     fn disarm(&mut self) {

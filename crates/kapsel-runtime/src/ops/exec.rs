@@ -4,7 +4,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, getpid, setsid, ForkResult};
+use nix::unistd::{fork, setsid, ForkResult};
 use oci_spec::runtime::{LinuxNamespace, Process};
 
 use crate::channel::{self, Channel, Message};
@@ -32,7 +32,10 @@ pub fn exec(root: &StateRoot, opts: ExecOptions) -> Result<i32> {
         });
     }
     if opts.process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(RuntimeError::invalid("process.args", "exec needs a program to run"));
+        return Err(RuntimeError::invalid(
+            "process.args",
+            "exec needs a program to run",
+        ));
     }
     if !opts.detach {
         nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl PR_SET_CHILD_SUBREAPER")?;
@@ -60,15 +63,17 @@ fn spawn(c: &Container, opts: &ExecOptions) -> Result<i32> {
     let console = opts
         .console_socket
         .as_deref()
-        .map(|p| UnixStream::connect(p).map_err(|e| RuntimeError::io("connect to console socket", p, e)))
+        .map(|p| {
+            UnixStream::connect(p).map_err(|e| RuntimeError::io("connect to console socket", p, e))
+        })
         .transpose()?
         .map(std::os::fd::OwnedFd::from);
     let (ours, theirs) = channel::pair()?;
     // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
-    let intermediate = match unsafe { fork() }.ctx(|| "fork")? {
+    let intermediate = match unsafe { crate::spawn::fork_in_cgroup(&c.cgroup) }? {
         ForkResult::Child => {
             drop(ours);
-            join_and_fork(c, opts, &namespaces, console, theirs)
+            join_and_fork(opts, &namespaces, console, theirs)
         }
         ForkResult::Parent { child } => child,
     };
@@ -85,27 +90,25 @@ fn wait_started(chan: &Channel) -> Result<i32> {
             Some(Message::InitPid { pid: p }) => pid = Some(p),
             Some(Message::Error { message }) => return Err(RuntimeError::Setup(message)),
             // The channel closes on exec (close-on-exec): the process runs.
-            None => return pid.ok_or_else(|| RuntimeError::Init("exec process exited during setup".into())),
+            None => {
+                return pid
+                    .ok_or_else(|| RuntimeError::Init("exec process exited during setup".into()))
+            }
             Some(other) => return Err(RuntimeError::Init(format!("unexpected {other:?}"))),
         }
     }
 }
 
-/// Intermediate process: joins the container's cgroup and namespaces, then forks the
-/// process (a PID namespace applies to children only). Never returns.
+/// Intermediate process (born in the container's cgroup): joins the container's
+/// namespaces, then forks the process (a PID namespace applies to children only). Never
+/// returns.
 fn join_and_fork(
-    c: &Container,
     opts: &ExecOptions,
     namespaces: &[LinuxNamespace],
     console: Option<std::os::fd::OwnedFd>,
     chan: Channel,
 ) -> ! {
-    let joined = c
-        .cgroup
-        .add_process(getpid().as_raw())
-        .map_err(RuntimeError::from)
-        .and_then(|_| crate::namespaces::join_paths(namespaces));
-    if let Err(e) = joined {
+    if let Err(e) = crate::namespaces::join_paths(namespaces) {
         chan.report(&e);
         std::process::exit(1);
     }
@@ -121,7 +124,9 @@ fn join_and_fork(
             std::process::exit(127)
         }
         Ok(ForkResult::Parent { child }) => {
-            let _ = chan.send(&Message::InitPid { pid: child.as_raw() });
+            let _ = chan.send(&Message::InitPid {
+                pid: child.as_raw(),
+            });
             std::process::exit(0)
         }
         Err(e) => {

@@ -27,12 +27,20 @@ pub fn kill(root: &StateRoot, id: &str, signal: Signal, all: bool) -> Result<()>
 
 /// Parses `KILL`, `SIGKILL`, `kill` or `9`.
 pub fn parse_signal(text: &str) -> Result<Signal> {
-    let bad = || RuntimeError::Usage(format!("unknown signal {text:?}: use a name like TERM or a number like 15"));
+    let bad = || {
+        RuntimeError::Usage(format!(
+            "unknown signal {text:?}: use a name like TERM or a number like 15"
+        ))
+    };
     if let Ok(n) = text.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| bad());
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     Signal::from_str(&name).map_err(|_| bad())
 }
 

@@ -48,9 +48,14 @@ pub fn load(root: &StateRoot, id: &str) -> Result<(Container, Status)> {
 
 /// Sends `sig` to every process in the cgroup (best effort: processes may be exiting).
 pub(crate) fn kill_all(cgroup: &Cgroup, sig: Signal) {
+    let pids = cgroup.procs().unwrap_or_default();
+    // Never freeze or kill the runtime itself (it is briefly a member while forking).
+    if pids.is_empty() || pids.contains(&(std::process::id() as i32)) {
+        return;
+    }
     // Freeze first so a fork loop cannot outrun the kill; thaw so the signal is acted on.
     let frozen = sig == Signal::SIGKILL && cgroup.freeze().is_ok();
-    for pid in cgroup.procs().unwrap_or_default() {
+    for pid in cgroup.procs().unwrap_or(pids) {
         let _ = send_signal(Pid::from_raw(pid), sig);
     }
     if frozen {

@@ -15,7 +15,13 @@ pub fn resume(root: &StateRoot, id: &str) -> Result<()> {
     Ok(c.cgroup.thaw()?)
 }
 
-fn require(id: &str, status: Status, wanted: Status, action: &'static str, name: &'static str) -> Result<()> {
+fn require(
+    id: &str,
+    status: Status,
+    wanted: Status,
+    action: &'static str,
+    name: &'static str,
+) -> Result<()> {
     if status == wanted {
         return Ok(());
     }

@@ -21,8 +21,11 @@ pub fn run(root: &StateRoot, opts: &CreateOptions, detach: bool) -> Result<i32> 
     let c = super::create(root, opts)?;
     let signals = ForwardedSignals::block()?;
     start_or_remove(root, &opts.id)?;
+    tracing::debug!(id = %opts.id, "started");
     let code = signals.wait_exit_code(c.pid);
+    tracing::debug!(id = %opts.id, ?code, "exited");
     super::delete(root, &opts.id, true)?;
+    tracing::debug!(id = %opts.id, "deleted");
     code
 }
 
@@ -48,7 +51,13 @@ impl ForwardedSignals {
     fn block() -> Result<Self> {
         let mut set = SigSet::all();
         // Faults are about the runtime itself and cannot be forwarded meaningfully.
-        for s in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGTRAP] {
+        for s in [
+            Signal::SIGSEGV,
+            Signal::SIGBUS,
+            Signal::SIGILL,
+            Signal::SIGFPE,
+            Signal::SIGTRAP,
+        ] {
             set.remove(s);
         }
         let mut previous = SigSet::empty();
@@ -95,7 +104,9 @@ fn reap(pid: i32) -> Result<Option<i32>> {
             Ok(WaitStatus::StillAlive) => return Ok(None),
             Ok(_) => continue,
             Err(nix::Error::ECHILD) => {
-                return Err(RuntimeError::Init(format!("process {pid} is not a child of the runtime")))
+                return Err(RuntimeError::Init(format!(
+                    "process {pid} is not a child of the runtime"
+                )))
             }
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(RuntimeError::sys("waitpid", e)),

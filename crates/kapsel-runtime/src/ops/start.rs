@@ -25,7 +25,11 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     c.started = true;
     root.save(&c)?;
     // Poststart hooks fail softly: the program already runs (the spec: log a warning).
-    if let Err(e) = hooks::run(c.hooks.as_ref(), HookKind::Poststart, &c.oci_state(Status::Running)) {
+    if let Err(e) = hooks::run(
+        c.hooks.as_ref(),
+        HookKind::Poststart,
+        &c.oci_state(Status::Running),
+    ) {
         tracing::warn!("{e}");
         eprintln!("warning: {e}");
     }
@@ -36,8 +40,12 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
 /// writes one byte and execs. The fifo is removed so the status reads "running".
 fn release_init(root: &StateRoot, c: &Container) -> Result<()> {
     let path = root.exec_fifo(&c.id);
-    let fifo = open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", path.display()))?;
+    let fifo = open(
+        &path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", path.display()))?;
     let mut buf = [0u8; 1];
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use caps::{CapSet, CapsHashSet, Capability};
+use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 
 use crate::error::{Result, RuntimeError};

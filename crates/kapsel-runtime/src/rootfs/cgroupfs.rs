@@ -10,7 +10,12 @@ use super::mounts::{bind_and_remount, mkdir_all, remount};
 use super::options::MountOptions;
 use crate::error::{Result, SysContext};
 
-pub fn mount_cgroups(dest: &Path, opts: &MountOptions, cgroup: &Cgroup, own_cgroupns: bool) -> Result<()> {
+pub fn mount_cgroups(
+    dest: &Path,
+    opts: &MountOptions,
+    cgroup: &Cgroup,
+    own_cgroupns: bool,
+) -> Result<()> {
     let flags = opts.remount_flags();
     let v1 = cgroup.v1_dirs();
     if v1.is_empty() {
@@ -20,8 +25,14 @@ pub fn mount_cgroups(dest: &Path, opts: &MountOptions, cgroup: &Cgroup, own_cgro
     // container's own cgroup (as runc and Docker lay it out).
     mkdir_all(dest)?;
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    nix::mount::mount(Some("tmpfs"), dest, Some("tmpfs"), tmpfs_flags, Some("mode=755"))
-        .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        dest,
+        Some("tmpfs"),
+        tmpfs_flags,
+        Some("mode=755"),
+    )
+    .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
     for (name, host_dir) in v1 {
         let sub = dest.join(&name);
         mkdir_all(&sub)?;

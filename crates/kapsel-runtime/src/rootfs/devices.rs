@@ -24,7 +24,12 @@ pub const DEFAULT_DEVICES: [(&str, i64, i64); 6] = [
 ];
 
 /// Creates the default devices (when /dev is a fresh filesystem) and `linux.devices`.
-pub fn create(rootfs: &Path, devices: &[LinuxDevice], defaults: bool, in_userns: bool) -> Result<()> {
+pub fn create(
+    rootfs: &Path,
+    devices: &[LinuxDevice],
+    defaults: bool,
+    in_userns: bool,
+) -> Result<()> {
     if defaults {
         for (path, major, minor) in DEFAULT_DEVICES {
             let mut d = LinuxDevice::default();
@@ -78,8 +83,12 @@ fn create_one(rootfs: &Path, d: &LinuxDevice, in_userns: bool) -> Result<()> {
     let dev = makedev(d.major() as u64, d.minor() as u64);
     let _ = std::fs::remove_file(&dest);
     mknod(&dest, kind, mode, dev).ctx(|| format!("mknod {}", dest.display()))?;
-    chown(&dest, d.uid().map(Uid::from_raw), d.gid().map(Gid::from_raw))
-        .ctx(|| format!("chown {}", dest.display()))
+    chown(
+        &dest,
+        d.uid().map(Uid::from_raw),
+        d.gid().map(Gid::from_raw),
+    )
+    .ctx(|| format!("chown {}", dest.display()))
 }
 
 fn links(rootfs: &Path) -> Result<()> {

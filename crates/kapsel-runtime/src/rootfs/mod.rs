@@ -21,8 +21,14 @@ pub use mounts::MountContext;
 /// create the devices.
 pub fn prepare(ctx: &MountContext, spec: &Spec, cgroup: &kapsel_cgroups::Cgroup) -> Result<()> {
     // Nothing mounted from here on may propagate back to the host.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .ctx(|| "make / a recursive slave")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "make / a recursive slave")?;
     mount(
         Some(ctx.rootfs),
         ctx.rootfs,
@@ -50,10 +56,16 @@ pub fn enter(rootfs: &Path, spec: &Spec, no_pivot: bool) -> Result<()> {
     } else {
         pivot::pivot(rootfs)?;
     }
-    let propagation = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref());
+    let propagation = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref());
     if let Some(value) = propagation.filter(|v| !v.is_empty()) {
         let flags = options::rootfs_propagation(value).ok_or_else(|| {
-            RuntimeError::invalid("linux.rootfsPropagation", format!("unknown value {value:?}"))
+            RuntimeError::invalid(
+                "linux.rootfsPropagation",
+                format!("unknown value {value:?}"),
+            )
         })?;
         mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
             .ctx(|| format!("set rootfs propagation {value}"))?;
@@ -67,7 +79,12 @@ pub fn finish(spec: &Spec) -> Result<()> {
         paths::mask(linux.masked_paths().as_deref().unwrap_or(&[]))?;
         paths::make_readonly(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         paths::readonly_root()?;
     }
     Ok(())

@@ -20,12 +20,18 @@ pub struct MountContext<'a> {
     pub own_cgroupns: bool,
 }
 
-pub fn mount_all(ctx: &MountContext, mounts: &[Mount], cgroup: &kapsel_cgroups::Cgroup) -> Result<()> {
+pub fn mount_all(
+    ctx: &MountContext,
+    mounts: &[Mount],
+    cgroup: &kapsel_cgroups::Cgroup,
+) -> Result<()> {
     for m in mounts {
         let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
         let dest = resolve_in_root(ctx.rootfs, m.destination())?;
         match m.typ().as_deref() {
-            Some("cgroup") | Some("cgroup2") => super::cgroupfs::mount_cgroups(&dest, &opts, cgroup, ctx.own_cgroupns)?,
+            Some("cgroup") | Some("cgroup2") => {
+                super::cgroupfs::mount_cgroups(&dest, &opts, cgroup, ctx.own_cgroupns)?
+            }
             _ if opts.is_bind() => bind(ctx, m, &dest, &opts)?,
             typ => fresh(ctx, m, typ.unwrap_or("none"), &dest, &opts)?,
         }
@@ -37,7 +43,11 @@ pub fn mount_all(ctx: &MountContext, mounts: &[Mount], cgroup: &kapsel_cgroups::
 /// A new filesystem instance (proc, tmpfs, sysfs, devpts, mqueue, …).
 fn fresh(ctx: &MountContext, m: &Mount, typ: &str, dest: &Path, opts: &MountOptions) -> Result<()> {
     mkdir_all(dest)?;
-    let source = m.source().as_deref().map(Path::new).unwrap_or(Path::new(typ));
+    let source = m
+        .source()
+        .as_deref()
+        .map(Path::new)
+        .unwrap_or(Path::new(typ));
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
     let flags = opts.flags - MsFlags::MS_REMOUNT;
     match mount(Some(source), dest, Some(typ), flags, data) {
@@ -52,30 +62,44 @@ fn fresh(ctx: &MountContext, m: &Mount, typ: &str, dest: &Path, opts: &MountOpti
 }
 
 fn bind(ctx: &MountContext, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let source = m
-        .source()
-        .as_ref()
-        .ok_or_else(|| RuntimeError::invalid("mounts", format!("bind mount on {} has no source", m.destination().display())))?;
+    let source = m.source().as_ref().ok_or_else(|| {
+        RuntimeError::invalid(
+            "mounts",
+            format!("bind mount on {} has no source", m.destination().display()),
+        )
+    })?;
     let source = if source.is_absolute() {
         source.clone()
     } else {
         ctx.bundle.join(source)
     };
-    let meta = std::fs::metadata(&source).map_err(|e| RuntimeError::io("bind mount source", &source, e))?;
+    let meta = std::fs::metadata(&source)
+        .map_err(|e| RuntimeError::io("bind mount source", &source, e))?;
     if meta.is_dir() {
         mkdir_all(dest)?;
     } else {
         create_file(dest)?;
     }
-    bind_and_remount(&source, dest, opts.flags & MsFlags::MS_REC, opts.remount_flags())
+    bind_and_remount(
+        &source,
+        dest,
+        opts.flags & MsFlags::MS_REC,
+        opts.remount_flags(),
+    )
 }
 
 /// Bind-mounts `source` on `dest`, then applies `flags` (ro, nosuid, …) with a remount, as a
 /// bind mount ignores them on the first call. Flags the source mount has locked (a user
 /// namespace may not clear them) are kept.
 pub fn bind_and_remount(source: &Path, dest: &Path, rec: MsFlags, flags: MsFlags) -> Result<()> {
-    mount(Some(source), dest, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-        .ctx(|| format!("bind mount {} on {}", source.display(), dest.display()))?;
+    mount(
+        Some(source),
+        dest,
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind mount {} on {}", source.display(), dest.display()))?;
     if flags.is_empty() {
         return Ok(());
     }

@@ -16,10 +16,21 @@ pub fn mask(paths: &[String]) -> Result<()> {
             continue;
         };
         if meta.is_dir() {
-            mount(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
-                .ctx(|| format!("mask {p}"))?;
+            mount(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .ctx(|| format!("mask {p}"))?;
         } else {
-            bind_and_remount(Path::new("/dev/null"), path, MsFlags::empty(), MsFlags::empty())?;
+            bind_and_remount(
+                Path::new("/dev/null"),
+                path,
+                MsFlags::empty(),
+                MsFlags::empty(),
+            )?;
         }
     }
     Ok(())

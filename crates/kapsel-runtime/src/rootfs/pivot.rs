@@ -13,8 +13,12 @@ use crate::error::{Result, SysContext};
 /// to be made in (possibly read-only) rootfs, and the old root is detached right away.
 pub fn pivot(rootfs: &Path) -> Result<()> {
     let dir = |p: &Path| {
-        open(p, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .ctx(|| format!("open {}", p.display()))
+        open(
+            p,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}", p.display()))
     };
     let old_root = dir(Path::new("/"))?;
     let new_root = dir(rootfs)?;
@@ -23,8 +27,14 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
     // The old root is now stacked under the new one; leave it through its fd and detach it
     // without letting the unmount propagate to the host.
     fchdir(&old_root).ctx(|| "chdir to the old root")?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .ctx(|| "make the old root a slave")?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "make the old root a slave")?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the old root")?;
     chdir("/").ctx(|| "chdir /")
 }
@@ -34,8 +44,14 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
 /// a process that can escape the chroot.
 pub fn move_root(rootfs: &Path) -> Result<()> {
     chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
-    mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .ctx(|| "move the rootfs mount to /")?;
+    mount(
+        Some(rootfs),
+        "/",
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .ctx(|| "move the rootfs mount to /")?;
     chroot(".").ctx(|| "chroot into rootfs")?;
     chdir("/").ctx(|| "chdir /")
 }

@@ -153,7 +153,9 @@ fn status_code(st: std::process::ExitStatus) -> i32 {
     }
 }
 
-fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>) {
+fn spawn_reader<R: Read + Send + 'static>(
+    mut r: R,
+) -> (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>) {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let b = buf.clone();
     let h = thread::spawn(move || {
@@ -225,7 +227,12 @@ pub fn try_run_cmd(cmd: &mut Command, timeout: Duration) -> Result<Output, Strin
 /// Runs `cmd` with stdout and stderr appended to the given files (so that a
 /// detached container that inherits them cannot block us), with a time limit.
 /// The returned output holds what the files received while the command ran.
-pub fn run_cmd_to_files(cmd: &mut Command, stdout: &Path, stderr: &Path, timeout: Duration) -> Output {
+pub fn run_cmd_to_files(
+    cmd: &mut Command,
+    stdout: &Path,
+    stderr: &Path,
+    timeout: Duration,
+) -> Output {
     let open = |p: &Path| {
         fs::OpenOptions::new()
             .create(true)
@@ -325,7 +332,10 @@ fn chmod(p: &Path, mode: u32) {
 
 fn build_rootfs(dir: &Path) {
     let busybox = Path::new("/bin/busybox");
-    assert!(busybox.is_file(), "/bin/busybox (busybox-static) is required");
+    assert!(
+        busybox.is_file(),
+        "/bin/busybox (busybox-static) is required"
+    );
     for d in [
         "", "bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root",
         "home", "out", "data", "mnt", "var", "run",
@@ -487,7 +497,10 @@ fn kill_cgroup_tree(d: &Path) {
     let _ = fs::write(d.join("freezer.state"), "THAWED");
     let _ = fs::write(d.join("cgroup.freeze"), "0");
     if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
-        for pid in procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        for pid in procs
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
@@ -523,7 +536,10 @@ pub fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -619,55 +635,73 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
+/// Capability names (without the CAP_ prefix) by number.
+pub const CAP_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
 /// Capability number by name (with or without the CAP_ prefix).
 pub fn cap_number(name: &str) -> u32 {
-    const CAPS: [&str; 41] = [
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "SETGID",
-        "SETUID",
-        "SETPCAP",
-        "LINUX_IMMUTABLE",
-        "NET_BIND_SERVICE",
-        "NET_BROADCAST",
-        "NET_ADMIN",
-        "NET_RAW",
-        "IPC_LOCK",
-        "IPC_OWNER",
-        "SYS_MODULE",
-        "SYS_RAWIO",
-        "SYS_CHROOT",
-        "SYS_PTRACE",
-        "SYS_PACCT",
-        "SYS_ADMIN",
-        "SYS_BOOT",
-        "SYS_NICE",
-        "SYS_RESOURCE",
-        "SYS_TIME",
-        "SYS_TTY_CONFIG",
-        "MKNOD",
-        "LEASE",
-        "AUDIT_WRITE",
-        "AUDIT_CONTROL",
-        "SETFCAP",
-        "MAC_OVERRIDE",
-        "MAC_ADMIN",
-        "SYSLOG",
-        "WAKE_ALARM",
-        "BLOCK_SUSPEND",
-        "AUDIT_READ",
-        "PERFMON",
-        "BPF",
-        "CHECKPOINT_RESTORE",
-    ];
     let n = name.trim_start_matches("CAP_");
-    CAPS.iter()
+    CAP_NAMES
+        .iter()
         .position(|c| *c == n)
         .unwrap_or_else(|| panic!("unknown capability {name}")) as u32
+}
+
+/// "CAP_<NAME>" of capability number `n`.
+pub fn cap_name(n: u32) -> String {
+    format!("CAP_{}", CAP_NAMES[n as usize])
+}
+
+/// Names of the capabilities in the host's (this process's) bounding set.
+pub fn host_bounding_caps() -> Vec<String> {
+    let st = fs::read_to_string("/proc/self/status").unwrap();
+    let mask = parse_mask(status_field(&st, "CapBnd").unwrap());
+    (0..=last_cap().min(40))
+        .filter(|n| mask & (1u64 << n) != 0)
+        .map(cap_name)
+        .collect()
 }
 
 /// The capability mask (as in /proc/self/status) of a set of names.
@@ -694,7 +728,10 @@ pub fn pid_alive(pid: i64) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
             // state is the field after the ")" closing the comm.
-            let st = s.rsplit_once(')').map(|(_, r)| r.trim_start()).unwrap_or("");
+            let st = s
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start())
+                .unwrap_or("");
             !st.starts_with('Z') && !st.starts_with('X')
         }
         Err(_) => false,
@@ -823,6 +860,11 @@ pub struct Test {
 
 impl Test {
     pub fn new(name: &str) -> Test {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the kapsel-runtime integration tests must run as root"
+        );
         let base = std::env::temp_dir().join("kapsel-tests");
         fs::create_dir_all(&base).unwrap();
         let dir = base.join(format!("{name}-{}", std::process::id()));
@@ -902,8 +944,7 @@ impl Test {
     pub fn private_rootfs(&self, tag: &str) -> PathBuf {
         let p = self.dir.join(format!("rootfs-{tag}"));
         let src = shared_rootfs();
-        host("cp", &["-a", &src.to_string_lossy(), &p.to_string_lossy()])
-            .ok("copy rootfs");
+        host("cp", &["-a", &src.to_string_lossy(), &p.to_string_lossy()]).ok("copy rootfs");
         p
     }
 

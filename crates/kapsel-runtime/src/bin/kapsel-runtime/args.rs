@@ -10,7 +10,11 @@ use kapsel_runtime::state::StateRoot;
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Process, User};
 
 #[derive(Parser)]
-#[command(name = "kapsel-runtime", version, about = "An OCI runtime with runc's command line")]
+#[command(
+    name = "kapsel-runtime",
+    version,
+    about = "An OCI runtime with runc's command line"
+)]
 pub struct Cli {
     /// Where container state is kept.
     #[arg(long, global = true, default_value = "/run/kapsel-runtime")]
@@ -141,7 +145,10 @@ impl CreateArgs {
 
 /// Socket activation: LISTEN_FDS fds after stdio are passed on, as runc does.
 fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 #[derive(Args)]
@@ -191,8 +198,10 @@ impl ExecArgs {
     pub fn options(&self, root: &StateRoot) -> Result<ExecOptions> {
         let process = match &self.process {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                serde_json::from_str(&text).with_context(|| format!("{} is not a valid process.json", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a valid process.json", path.display()))?
             }
             None => self.process_from_flags(root)?,
         };
@@ -231,7 +240,10 @@ impl ExecArgs {
             p.set_no_new_privileges(Some(true));
         }
         if !self.cap.is_empty() {
-            p.set_capabilities(Some(add_caps(p.capabilities().clone().unwrap_or_default(), &self.cap)?));
+            p.set_capabilities(Some(add_caps(
+                p.capabilities().clone().unwrap_or_default(),
+                &self.cap,
+            )?));
         }
         Ok(p)
     }
@@ -240,8 +252,14 @@ impl ExecArgs {
 fn parse_user(text: &str, gids: &[u32]) -> Result<User> {
     let (uid, gid) = text.split_once(':').unwrap_or((text, "0"));
     let mut u = User::default();
-    u.set_uid(uid.parse().with_context(|| format!("--user {text}: uid must be a number"))?);
-    u.set_gid(gid.parse().with_context(|| format!("--user {text}: gid must be a number"))?);
+    u.set_uid(
+        uid.parse()
+            .with_context(|| format!("--user {text}: uid must be a number"))?,
+    );
+    u.set_gid(
+        gid.parse()
+            .with_context(|| format!("--user {text}: gid must be a number"))?,
+    );
     if !gids.is_empty() {
         u.set_additional_gids(Some(gids.to_vec()));
     }
@@ -270,8 +288,13 @@ fn add_caps(mut c: LinuxCapabilities, names: &[String]) -> Result<LinuxCapabilit
 
 /// "5s", "100ms", "1m", or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    let (num, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
-    let n: f64 = num.parse().with_context(|| format!("invalid duration {text:?}"))?;
+    let (num, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid duration {text:?}"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,

@@ -15,9 +15,18 @@ impl Logger {
     pub fn new(file: Option<&Path>, format: LogFormat, debug: bool) -> Self {
         let level = if debug { "debug" } else { "warn" };
         let filter = tracing_subscriber::EnvFilter::new(level);
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-        let _ = if format == LogFormat::Json { builder.json().try_init() } else { builder.try_init() };
-        Logger { file: file.map(Path::to_path_buf), format }
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = if format == LogFormat::Json {
+            builder.json().try_init()
+        } else {
+            builder.try_init()
+        };
+        Logger {
+            file: file.map(Path::to_path_buf),
+            format,
+        }
     }
 
     pub fn error(&self, message: &str) {
@@ -34,7 +43,11 @@ impl Logger {
             .to_string(),
             LogFormat::Text => format!("level=error msg={message:?}"),
         };
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }

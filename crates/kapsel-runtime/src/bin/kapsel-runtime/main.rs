@@ -43,11 +43,19 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Delete { id, force } => ops::delete(&root, id, *force)?,
         Command::Exec(e) => return Ok(ops::exec(&root, e.options(&root)?)?),
-        Command::Ps { id, format, ps_args } => ps(&root, id, *format, ps_args)?,
+        Command::Ps {
+            id,
+            format,
+            ps_args,
+        } => ps(&root, id, *format, ps_args)?,
         Command::List { format, quiet } => list(&root, *format, *quiet)?,
         Command::Pause { id } => ops::pause(&root, id)?,
         Command::Resume { id } => ops::resume(&root, id)?,
-        Command::Events { id, stats, interval } => {
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => {
             let opts = ops::EventsOptions {
                 id: id.clone(),
                 stats_once: *stats,
@@ -82,7 +90,11 @@ fn list(root: &StateRoot, format: Format, quiet: bool) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{:<12} {:<10} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED")?;
+    writeln!(
+        out,
+        "{:<12} {:<10} {:<10} {:<40} {:<30} OWNER",
+        "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+    )?;
     for s in &states {
         writeln!(
             out,
@@ -105,8 +117,15 @@ fn ps(root: &StateRoot, id: &str, format: Format, ps_args: &[String]) -> Result<
     if format == Format::Json {
         return print_json(&serde_json::json!(pids));
     }
-    let args: Vec<&str> = if ps_args.is_empty() { vec!["-ef"] } else { ps_args.iter().map(String::as_str).collect() };
-    let output = std::process::Command::new("ps").args(&args).output().context("running ps")?;
+    let args: Vec<&str> = if ps_args.is_empty() {
+        vec!["-ef"]
+    } else {
+        ps_args.iter().map(String::as_str).collect()
+    };
+    let output = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("running ps")?;
     let text = String::from_utf8_lossy(&output.stdout);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();
@@ -117,7 +136,10 @@ fn ps(root: &StateRoot, id: &str, format: Format, ps_args: &[String]) -> Result<
     let mut out = std::io::stdout().lock();
     writeln!(out, "{header}")?;
     for line in lines {
-        let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             writeln!(out, "{line}")?;
         }

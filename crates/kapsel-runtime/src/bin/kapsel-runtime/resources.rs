@@ -46,9 +46,11 @@ impl UpdateArgs {
             let text = if path.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).context("reading resources from stdin")?
             } else {
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
             };
-            return serde_json::from_str(&text).context("the resources file is not valid linux.resources JSON");
+            return serde_json::from_str(&text)
+                .context("the resources file is not valid linux.resources JSON");
         }
         let mut r = LinuxResources::default();
         r.set_memory(self.memory()?);
@@ -74,7 +76,10 @@ impl UpdateArgs {
             bytes(&self.memory_reservation)?,
             bytes(&self.kernel_memory)?,
         );
-        if [limit, swap, reservation, kernel].iter().all(Option::is_none) {
+        if [limit, swap, reservation, kernel]
+            .iter()
+            .all(Option::is_none)
+        {
             return Ok(None);
         }
         let mut m = LinuxMemory::default();
@@ -114,7 +119,9 @@ pub fn parse_bytes(text: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.parse().with_context(|| format!("invalid size {text:?}: use e.g. 512k, 100m, 1g"))?;
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size {text:?}: use e.g. 512k, 100m, 1g"))?;
     if n < 0.0 {
         bail!("invalid size {text:?}: must not be negative");
     }
