@@ -59,6 +59,21 @@ pub fn run(hooks: Option<&Hooks>, kind: HookKind, state: &serde_json::Value) -> 
     Ok(())
 }
 
+/// Runs every hook of a kind whose failures are only warnings (poststart, poststop): a
+/// failing hook is reported and the rest still run.
+pub fn run_warn(hooks: Option<&Hooks>, kind: HookKind, state: &serde_json::Value) {
+    let Some(hooks) = hooks else {
+        return;
+    };
+    let input = serde_json::to_vec(state).expect("serializable");
+    for hook in kind.select(hooks) {
+        if let Err(e) = run_one(hook, kind, &input) {
+            tracing::warn!("{e}");
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
 fn run_one(hook: &Hook, kind: HookKind, input: &[u8]) -> Result<()> {
     let fail = |reason: String| RuntimeError::Hook {
         kind: kind.name(),

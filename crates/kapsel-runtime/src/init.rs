@@ -197,7 +197,9 @@ fn write_sysctls(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens the exec fifo for reading, then runs the startContainer hooks.
+/// Blocks until `start` opens the exec fifo for reading, runs the startContainer hooks, and
+/// only when they succeed writes the byte that tells `start` the program is released (so a
+/// failing hook fails `start`: it reads end-of-file instead).
 fn wait_for_start(cfg: &InitConfig, mut state: serde_json::Value) -> Result<()> {
     let path = format!("/proc/self/fd/{}", cfg.fifo.as_raw_fd());
     let fifo = open(
@@ -206,8 +208,8 @@ fn wait_for_start(cfg: &InitConfig, mut state: serde_json::Value) -> Result<()> 
         Mode::empty(),
     )
     .ctx(|| "open the exec fifo (is /proc mounted in the container?)")?;
-    nix::unistd::write(&fifo, b"0").ctx(|| "write to the exec fifo")?;
-    drop(fifo);
     state["status"] = "running".into();
-    hooks::run(cfg.spec.hooks().as_ref(), HookKind::StartContainer, &state)
+    hooks::run(cfg.spec.hooks().as_ref(), HookKind::StartContainer, &state)?;
+    nix::unistd::write(&fifo, b"0").ctx(|| "write to the exec fifo")?;
+    Ok(())
 }

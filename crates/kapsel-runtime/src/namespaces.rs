@@ -2,7 +2,6 @@
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use nix::sched::{setns, unshare, CloneFlags};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
@@ -34,32 +33,39 @@ fn user_first(a: &LinuxNamespace, b: &LinuxNamespace) -> std::cmp::Ordering {
     key(a).cmp(&key(b))
 }
 
-/// Joins every namespace config.json names by path.
+/// Joins every namespace config.json names by path. All are opened before any is joined:
+/// after joining a mount namespace the paths would resolve in the container's filesystem.
 pub fn join_paths(namespaces: &[LinuxNamespace]) -> Result<()> {
     let mut joins: Vec<&LinuxNamespace> =
         namespaces.iter().filter(|n| n.path().is_some()).collect();
     joins.sort_by(|a, b| user_first(a, b));
-    for ns in joins {
-        let path = ns.path().as_ref().expect("filtered");
-        join(path, ns.typ())?;
+    let opened = joins
+        .iter()
+        .map(|ns| {
+            let path = ns.path().as_ref().expect("filtered");
+            let file = std::fs::File::open(path).map_err(|e| {
+                RuntimeError::invalid(
+                    "linux.namespaces",
+                    format!(
+                        "{} namespace path {}: {e}",
+                        proc_name(ns.typ()),
+                        path.display()
+                    ),
+                )
+            })?;
+            Ok((file, ns))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (file, ns) in opened {
+        setns(file.as_fd(), clone_flag(ns.typ())).ctx(|| {
+            format!(
+                "joining the {} namespace at {}",
+                proc_name(ns.typ()),
+                ns.path().as_ref().expect("filtered").display()
+            )
+        })?;
     }
     Ok(())
-}
-
-pub fn join(path: &Path, typ: LinuxNamespaceType) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        RuntimeError::invalid(
-            "linux.namespaces",
-            format!("{} namespace path {}: {e}", proc_name(typ), path.display()),
-        )
-    })?;
-    setns(file.as_fd(), clone_flag(typ)).ctx(|| {
-        format!(
-            "joining the {} namespace at {}",
-            proc_name(typ),
-            path.display()
-        )
-    })
 }
 
 /// Unshares the new namespaces config.json asks for, except user, which the caller handles

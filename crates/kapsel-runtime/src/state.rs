@@ -3,6 +3,7 @@
 //! container's init blocks on.
 
 use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use kapsel_cgroups::{Cgroup, FreezerState};
@@ -82,7 +83,7 @@ impl StateRoot {
         std::fs::create_dir_all(&self.path)
             .map_err(|e| RuntimeError::io("mkdir", &self.path, e))?;
         let dir = self.container_dir(id);
-        match std::fs::create_dir(&dir) {
+        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(RuntimeError::AlreadyExists(id.to_string()))

@@ -32,6 +32,13 @@ pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Container> {
     tracing::debug!(id = %opts.id, "create");
     let spec = crate::spec::load(&bundle)?;
     let rootfs = crate::spec::rootfs(&spec, &bundle)?;
+    if wants_terminal(&spec) && opts.console_socket.is_none() {
+        return Err(RuntimeError::Usage(
+            "process.terminal is true: pass --console-socket to receive the terminal, \
+             or set terminal to false in config.json"
+                .into(),
+        ));
+    }
     root.claim(&opts.id)?;
     let mut undo = Undo::new(root, &opts.id);
     let container = launch(root, opts, &spec, &bundle, &rootfs, &mut undo)?;
@@ -48,8 +55,12 @@ fn launch(
     undo: &mut Undo,
 ) -> Result<Container> {
     let fifo_path = root.exec_fifo(&opts.id);
-    mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
-        .ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    mkfifo(&fifo_path, Mode::empty()).ctx(|| format!("mkfifo {}", fifo_path.display()))?;
+    // Init reopens the fifo for writing after switching to the container's user, who may
+    // be anyone; the state dir (0711) keeps others from finding it.
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o622);
+    std::fs::set_permissions(&fifo_path, mode)
+        .map_err(|e| RuntimeError::io("chmod", &fifo_path, e))?;
     let fifo = open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", fifo_path.display()))?;
     let cgroup = crate::cgroup::for_container(spec, &opts.id)?;
@@ -60,6 +71,7 @@ fn launch(
     let console = opts
         .console_socket
         .as_deref()
+        .filter(|_| wants_terminal(spec))
         .map(connect_console)
         .transpose()?;
     let (ours, theirs) = channel::pair()?;
@@ -175,6 +187,13 @@ fn write_oom_score_adj(spec: &Spec, pid: i32) -> Result<()> {
     };
     let path = format!("/proc/{pid}/oom_score_adj");
     std::fs::write(&path, adj.to_string()).map_err(|e| RuntimeError::io("write", &path, e))
+}
+
+fn wants_terminal(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {

@@ -32,13 +32,10 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<()> {
     c.cgroup.destroy()?;
     root.remove(id)?;
     // Poststop hooks fail softly: the container is gone either way.
-    if let Err(e) = hooks::run(
+    hooks::run_warn(
         c.hooks.as_ref(),
         HookKind::Poststop,
         &c.oci_state(Status::Stopped),
-    ) {
-        tracing::warn!("{e}");
-        eprintln!("warning: {e}");
-    }
+    );
     Ok(())
 }

@@ -24,15 +24,12 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
     release_init(root, &c)?;
     c.started = true;
     root.save(&c)?;
-    // Poststart hooks fail softly: the program already runs (the spec: log a warning).
-    if let Err(e) = hooks::run(
+    // Poststart hooks fail softly: the program already runs .
+    hooks::run_warn(
         c.hooks.as_ref(),
         HookKind::Poststart,
         &c.oci_state(Status::Running),
-    ) {
-        tracing::warn!("{e}");
-        eprintln!("warning: {e}");
-    }
+    );
     Ok(())
 }
 
@@ -67,7 +64,8 @@ fn release_init(root: &StateRoot, c: &Container) -> Result<()> {
 
 fn init_gone(c: &Container) -> RuntimeError {
     RuntimeError::Init(format!(
-        "container {} init (pid {}) exited before it could be started",
+        "container {} init (pid {}) exited before it could be started \
+         (a startContainer hook failing, or the program failing to exec; see its stderr)",
         c.id, c.pid
     ))
 }

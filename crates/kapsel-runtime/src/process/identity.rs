@@ -38,3 +38,15 @@ fn keep_caps(on: bool) -> Result<()> {
 pub fn apply_umask(user: &User) {
     umask(Mode::from_bits_truncate(user.umask().unwrap_or(0o022)));
 }
+
+/// The home directory of `uid` in the container's /etc/passwd, "/" when it has none (as
+/// runc and Docker set HOME when config.json does not).
+pub fn home_dir(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .unwrap_or_else(|| "/".to_string())
+}

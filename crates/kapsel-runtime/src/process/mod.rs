@@ -56,7 +56,10 @@ pub fn prepare(process: &Process, console: Option<&OwnedFd>) -> Result<(Prepared
     chdir(process.cwd()).ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
     identity::apply_umask(process.user());
     let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", identity::home_dir(process.user().uid())));
+    }
     let program = exec::find_program(&args[0], &env)?;
     Ok((Prepared { program, args, env }, slave))
 }
