@@ -2,12 +2,12 @@
 //! the master end is sent to the caller over `--console-socket`, as runc does.
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, Winsize};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::Mode;
 
 use crate::error::{Result, RuntimeError, SysContext};
@@ -67,4 +67,27 @@ pub fn send_fd(socket: &OwnedFd, name: &[u8], fd: RawFd) -> Result<()> {
     sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
         .ctx(|| "send the terminal over the console socket")?;
     Ok(())
+}
+
+/// Takes the fd that init sent over the console socket pair, if it sent one (it has by the
+/// time create returns; a container without a terminal sent nothing and closed its end).
+pub fn take_fd(socket: &OwnedFd) -> Result<Option<OwnedFd>> {
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
+    let msg = match recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+        Ok(m) => m,
+        Err(nix::Error::EAGAIN) => return Ok(None),
+        Err(e) => return Err(RuntimeError::sys("receive the terminal", e)),
+    };
+    for c in msg.cmsgs().ctx(|| "read control messages")? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd for us.
+                return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
+            }
+        }
+    }
+    Ok(None)
 }

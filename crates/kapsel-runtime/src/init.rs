@@ -156,10 +156,11 @@ fn setup_container(
         .process()
         .as_ref()
         .expect("validated: process present");
-    let (prepared, slave) = crate::process::prepare(process, cfg.console.as_ref())?;
-    if let Some(slave) = slave {
+    if let Some(console) = &cfg.console {
+        let slave = crate::process::attach_terminal(process, console)?;
         rootfs::bind_console(Path::new(&slave))?;
     }
+    let prepared = crate::process::prepare(process)?;
     chan.send(&Message::Ready)?;
     Ok((prepared, state))
 }

@@ -16,6 +16,7 @@ mod rootfs;
 mod spawn;
 pub mod spec;
 pub mod state;
+mod terminal;
 
 pub use error::{Result, RuntimeError};
 pub use state::{Container, StateRoot, Status};

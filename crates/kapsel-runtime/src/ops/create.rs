@@ -27,21 +27,46 @@ pub struct CreateOptions {
 }
 
 pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Container> {
+    create_with(
+        root,
+        opts,
+        ConsoleTarget::Socket(opts.console_socket.as_deref()),
+    )
+}
+
+/// Where the terminal's master goes when config.json asks for a terminal.
+pub(crate) enum ConsoleTarget<'a> {
+    /// `--console-socket`: connected only when a terminal is wanted.
+    Socket(Option<&'a Path>),
+    /// One end of a socketpair the caller reads the master from (foreground `run`).
+    Connected(OwnedFd),
+}
+
+pub(crate) fn create_with(
+    root: &StateRoot,
+    opts: &CreateOptions,
+    target: ConsoleTarget,
+) -> Result<Container> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io("open bundle", &opts.bundle, e))?;
     tracing::debug!(id = %opts.id, "create");
     let spec = crate::spec::load(&bundle)?;
     let rootfs = crate::spec::rootfs(&spec, &bundle)?;
-    if wants_terminal(&spec) && opts.console_socket.is_none() {
-        return Err(RuntimeError::Usage(
-            "process.terminal is true: pass --console-socket to receive the terminal, \
-             or set terminal to false in config.json"
-                .into(),
-        ));
-    }
+    let console = match (wants_terminal(&spec), target) {
+        (false, _) => None,
+        (true, ConsoleTarget::Connected(fd)) => Some(fd),
+        (true, ConsoleTarget::Socket(Some(path))) => Some(connect_console(path)?),
+        (true, ConsoleTarget::Socket(None)) => {
+            return Err(RuntimeError::Usage(
+                "process.terminal is true: pass --console-socket to receive the terminal, \
+                 or set terminal to false in config.json"
+                    .into(),
+            ))
+        }
+    };
     root.claim(&opts.id)?;
     let mut undo = Undo::new(root, &opts.id);
-    let container = launch(root, opts, &spec, &bundle, &rootfs, &mut undo)?;
+    let container = launch(root, opts, &spec, &bundle, &rootfs, console, &mut undo)?;
     undo.disarm();
     Ok(container)
 }
@@ -52,6 +77,7 @@ fn launch(
     spec: &Spec,
     bundle: &Path,
     rootfs: &Path,
+    console: Option<OwnedFd>,
     undo: &mut Undo,
 ) -> Result<Container> {
     let fifo_path = root.exec_fifo(&opts.id);
@@ -68,12 +94,6 @@ fn launch(
     undo.cgroup = Some(cgroup.clone());
     cgroup.apply(&crate::cgroup::resources(spec))?;
     tracing::debug!(id = %opts.id, "cgroup ready");
-    let console = opts
-        .console_socket
-        .as_deref()
-        .filter(|_| wants_terminal(spec))
-        .map(connect_console)
-        .transpose()?;
     let (ours, theirs) = channel::pair()?;
     let cfg = InitConfig {
         spec,

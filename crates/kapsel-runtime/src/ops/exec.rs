@@ -117,8 +117,12 @@ fn join_and_fork(
         Ok(ForkResult::Child) => {
             let err = setsid()
                 .ctx(|| "setsid")
-                .and_then(|_| crate::process::prepare(&opts.process, console.as_ref()))
-                .map(|(prepared, _)| prepared.exec(opts.preserve_fds))
+                .and_then(|_| match &console {
+                    Some(c) => crate::process::attach_terminal(&opts.process, c).map(drop),
+                    None => Ok(()),
+                })
+                .and_then(|_| crate::process::prepare(&opts.process))
+                .map(|prepared| prepared.exec(opts.preserve_fds))
                 .unwrap_or_else(|e| e);
             chan.report(&err);
             std::process::exit(127)

@@ -15,6 +15,7 @@ mod state;
 mod update;
 
 pub use create::{create, CreateOptions};
+use create::{create_with, ConsoleTarget};
 pub use delete::delete;
 pub use events::{events, EventsOptions};
 pub use exec::{container_process, exec, ExecOptions};

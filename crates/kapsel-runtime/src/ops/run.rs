@@ -1,14 +1,19 @@
-//! `run`: create and start; in the foreground also forward signals, wait for the exit
-//! status and delete the container.
+//! `run`: create and start; in the foreground also forward signals (and the terminal),
+//! wait for the exit status and delete the container.
 
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::CreateOptions;
+use super::{ConsoleTarget, CreateOptions};
 use crate::error::{Result, RuntimeError, SysContext};
 use crate::state::StateRoot;
+use crate::terminal::TerminalProxy;
 
 pub fn run(root: &StateRoot, opts: &CreateOptions, detach: bool) -> Result<i32> {
     if detach {
@@ -18,11 +23,23 @@ pub fn run(root: &StateRoot, opts: &CreateOptions, detach: bool) -> Result<i32> 
     // Init's parent (the intermediate process) exits during create: as a subreaper the
     // runtime becomes init's parent and can wait for it.
     nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl PR_SET_CHILD_SUBREAPER")?;
-    let c = super::create(root, opts)?;
+    let (c, terminal) = match &opts.console_socket {
+        Some(path) => (
+            super::create_with(root, opts, ConsoleTarget::Socket(Some(path)))?,
+            None,
+        ),
+        None => {
+            let (ours, theirs) =
+                UnixStream::pair().map_err(|e| RuntimeError::io("socketpair", "console", e))?;
+            let c = super::create_with(root, opts, ConsoleTarget::Connected(theirs.into()))?;
+            let master = crate::console::take_fd(&OwnedFd::from(ours))?;
+            (c, master.map(TerminalProxy::new).transpose()?)
+        }
+    };
     let signals = ForwardedSignals::block()?;
     start_or_remove(root, &opts.id)?;
     tracing::debug!(id = %opts.id, "started");
-    let code = signals.wait_exit_code(c.pid);
+    let code = signals.wait_exit_code(c.pid, terminal);
     tracing::debug!(id = %opts.id, ?code, "exited");
     super::delete(root, &opts.id, true)?;
     tracing::debug!(id = %opts.id, "deleted");
@@ -38,7 +55,7 @@ fn start_or_remove(root: &StateRoot, id: &str) -> Result<()> {
 /// Waits for `pid` (a child of this process) while forwarding signals to it; returns its
 /// exit status, 128+N when killed by signal N (as a shell reports it).
 pub fn wait_exit_code(pid: i32) -> Result<i32> {
-    ForwardedSignals::block()?.wait_exit_code(pid)
+    ForwardedSignals::block()?.wait_exit_code(pid, None)
 }
 
 /// While the container runs in the foreground, signals sent to the runtime go to it.
@@ -63,27 +80,73 @@ impl ForwardedSignals {
         let mut previous = SigSet::empty();
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut previous))
             .ctx(|| "block signals for forwarding")?;
-        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd")?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .ctx(|| "signalfd")?;
         Ok(ForwardedSignals { fd, previous })
     }
 
-    fn wait_exit_code(&self, pid: i32) -> Result<i32> {
+    /// Loops over signals (and the terminal's two directions) until `pid` has exited.
+    fn wait_exit_code(&self, pid: i32, mut tty: Option<TerminalProxy>) -> Result<i32> {
+        let mut tty_open = tty.is_some();
         loop {
             if let Some(code) = reap(pid)? {
+                while tty_open
+                    && tty
+                        .as_mut()
+                        .is_some_and(|t| ready(t.master()) && t.copy_out())
+                {}
                 return Ok(code);
             }
-            let Some(info) = self.fd.read_signal().ctx(|| "read signalfd")? else {
-                continue;
+            let stdin = std::io::stdin();
+            let mut fds = vec![PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            if let Some(t) = tty.as_ref().filter(|_| tty_open) {
+                fds.push(PollFd::new(t.master(), PollFlags::POLLIN));
+                if t.stdin_open() {
+                    fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::Error::EINTR) => continue,
+                other => other.ctx(|| "poll")?,
             };
-            let sig = Signal::try_from(info.ssi_signo as i32).ok();
-            match sig {
-                Some(Signal::SIGCHLD) | None => {}
-                Some(s) => {
+            let readable = |i: usize| {
+                fds.get(i)
+                    .and_then(|f| f.revents())
+                    .is_some_and(|r| !r.is_empty())
+            };
+            let (sig_ready, master_ready, stdin_ready) = (readable(0), readable(1), readable(2));
+            if let Some(t) = tty.as_mut() {
+                if stdin_ready {
+                    t.copy_in();
+                }
+                if master_ready && !t.copy_out() {
+                    tty_open = false;
+                }
+            }
+            if sig_ready {
+                self.forward_pending(pid, tty.as_ref());
+            }
+        }
+    }
+
+    fn forward_pending(&self, pid: i32, tty: Option<&TerminalProxy>) {
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) | Err(_) => {}
+                // With a terminal, a window change is the terminal's business: resizing it
+                // makes the kernel signal the container's foreground processes.
+                Ok(Signal::SIGWINCH) if tty.is_some() => tty.expect("checked").resize(),
+                Ok(s) => {
                     let _ = kill(Pid::from_raw(pid), s);
                 }
             }
         }
     }
+}
+
+fn ready(fd: std::os::fd::BorrowedFd) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 impl Drop for ForwardedSignals {

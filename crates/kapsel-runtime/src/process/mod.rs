@@ -23,21 +23,21 @@ pub struct Prepared {
     pub env: Vec<String>,
 }
 
+/// Makes a new pty (sent over `console`) the process's terminal and stdio; returns the
+/// slave's path. Separate from [`prepare`] so init can bind it to /dev/console while it
+/// still has the capabilities to mount.
+pub fn attach_terminal(process: &Process, console: &OwnedFd) -> Result<String> {
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    crate::console::setup(console, size)
+}
+
 /// Applies everything that can fail before the point of no return, so `create` and `exec`
-/// report errors instead of a dead container. Returns the console's slave path if a
-/// terminal was set up.
-pub fn prepare(process: &Process, console: Option<&OwnedFd>) -> Result<(Prepared, Option<String>)> {
+/// report errors instead of a dead container.
+pub fn prepare(process: &Process) -> Result<Prepared> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-    let slave = match console {
-        Some(socket) => {
-            let size = process
-                .console_size()
-                .as_ref()
-                .map(|b| (b.height() as u16, b.width() as u16));
-            Some(crate::console::setup(socket, size)?)
-        }
-        None => None,
-    };
     let caps = process
         .capabilities()
         .as_ref()
@@ -61,7 +61,7 @@ pub fn prepare(process: &Process, console: Option<&OwnedFd>) -> Result<(Prepared
         env.push(format!("HOME={}", identity::home_dir(process.user().uid())));
     }
     let program = exec::find_program(&args[0], &env)?;
-    Ok((Prepared { program, args, env }, slave))
+    Ok(Prepared { program, args, env })
 }
 
 impl Prepared {
