@@ -15,8 +15,8 @@ use crate::error::{Result, RuntimeError, SysContext};
 nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, Winsize);
 
 /// Opens a pty in the current mount namespace, sends its master to `socket`, and makes the
-/// slave this process's controlling terminal and stdio. Returns the slave's path.
-pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<String> {
+/// slave this process's controlling terminal and stdio.
+pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "open /dev/ptmx (is devpts mounted at /dev/pts?)")?;
     grantpt(&master).ctx(|| "grantpt")?;
@@ -56,7 +56,7 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<String> {
             )));
         }
     }
-    Ok(slave_path)
+    Ok(())
 }
 
 /// Sends `fd` with a name as payload (runc's protocol: the name is the pty's path).

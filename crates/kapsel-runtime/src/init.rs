@@ -38,9 +38,8 @@ pub struct InitConfig<'a> {
 
 /// The intermediate process. Never returns.
 pub fn intermediate(cfg: InitConfig, chan: Channel) -> ! {
-    match enter_namespaces(&cfg, &chan) {
-        Ok(()) => {}
-        Err(e) => fail(&chan, &e),
+    if let Err(e) = enter_namespaces(&cfg, &chan).and_then(|_| shield_exe()) {
+        fail(&chan, &e);
     }
     // SAFETY: this process is single-threaded (it was forked from the single-threaded
     // runtime), so the child may run arbitrary code.
@@ -54,6 +53,15 @@ pub fn intermediate(cfg: InitConfig, chan: Channel) -> ! {
         }
         Err(e) => fail(&chan, &RuntimeError::sys("fork the container's init", e)),
     }
+}
+
+/// Until it execs the container's program, init runs the runtime's binary inside the
+/// container's PID namespace. Non-dumpable, its /proc/PID/exe cannot be opened by container
+/// processes without CAP_SYS_PTRACE (who could otherwise write the host binary through it
+/// once it is no longer busy: the CVE-2019-5736 class). execve makes the program dumpable
+/// again as usual. Inherited by init and by `exec`'s process.
+pub fn shield_exe() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl PR_SET_DUMPABLE")
 }
 
 fn fail(chan: &Channel, err: &RuntimeError) -> ! {
@@ -157,8 +165,8 @@ fn setup_container(
         .as_ref()
         .expect("validated: process present");
     if let Some(console) = &cfg.console {
-        let slave = crate::process::attach_terminal(process, console)?;
-        rootfs::bind_console(Path::new(&slave))?;
+        crate::process::attach_terminal(process, console)?;
+        rootfs::bind_console()?;
     }
     let prepared = crate::process::prepare(process)?;
     chan.send(&Message::Ready)?;
@@ -193,7 +201,7 @@ fn write_sysctls(spec: &Spec) -> Result<()> {
             ));
         }
         let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(|e| RuntimeError::io("write sysctl", &path, e))?;
+        rootfs::safe::write_proc(&path, value)?;
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ fn validate(spec: &Spec) -> Result<()> {
         Some(args) if !args.is_empty() => {}
         _ => return Err(RuntimeError::invalid("process.args", "must name a program")),
     }
+    refuse_lsm_labels(spec)?;
     if !process.cwd().is_absolute() {
         return Err(RuntimeError::invalid(
             "process.cwd",
@@ -57,6 +58,37 @@ fn validate(spec: &Spec) -> Result<()> {
         }
     }
     validate_namespaces(spec)
+}
+
+/// AppArmor and SELinux are not applied by kapsel-runtime (this kind of host loads
+/// neither): a label is refused rather than silently ignored, so nobody believes a profile
+/// protects a container that runs without it.
+fn refuse_lsm_labels(spec: &Spec) -> Result<()> {
+    let process = spec.process().as_ref();
+    let labels = [
+        (
+            "process.apparmorProfile",
+            process.and_then(|p| p.apparmor_profile().clone()),
+        ),
+        (
+            "process.selinuxLabel",
+            process.and_then(|p| p.selinux_label().clone()),
+        ),
+        (
+            "linux.mountLabel",
+            spec.linux().as_ref().and_then(|l| l.mount_label().clone()),
+        ),
+    ];
+    for (field, value) in labels {
+        if value.is_some_and(|v| !v.is_empty()) {
+            return Err(RuntimeError::invalid(
+                field,
+                "kapsel-runtime does not apply AppArmor or SELinux labels: remove the field \
+                 (or leave it empty) to run without one",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_namespaces(spec: &Spec) -> Result<()> {

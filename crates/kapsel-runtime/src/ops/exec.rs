@@ -108,7 +108,9 @@ fn join_and_fork(
     console: Option<std::os::fd::OwnedFd>,
     chan: Channel,
 ) -> ! {
-    if let Err(e) = crate::namespaces::join_paths(namespaces) {
+    if let Err(e) =
+        crate::namespaces::join_paths(namespaces).and_then(|_| crate::init::shield_exe())
+    {
         chan.report(&e);
         std::process::exit(1);
     }
@@ -118,7 +120,7 @@ fn join_and_fork(
             let err = setsid()
                 .ctx(|| "setsid")
                 .and_then(|_| match &console {
-                    Some(c) => crate::process::attach_terminal(&opts.process, c).map(drop),
+                    Some(c) => crate::process::attach_terminal(&opts.process, c),
                     None => Ok(()),
                 })
                 .and_then(|_| crate::process::prepare(&opts.process))

@@ -23,10 +23,9 @@ pub struct Prepared {
     pub env: Vec<String>,
 }
 
-/// Makes a new pty (sent over `console`) the process's terminal and stdio; returns the
-/// slave's path. Separate from [`prepare`] so init can bind it to /dev/console while it
+/// Makes a new pty (sent over `console`) the process's terminal and stdio. Separate from [`prepare`] so init can bind it to /dev/console while it
 /// still has the capabilities to mount.
-pub fn attach_terminal(process: &Process, console: &OwnedFd) -> Result<String> {
+pub fn attach_terminal(process: &Process, console: &OwnedFd) -> Result<()> {
     let size = process
         .console_size()
         .as_ref()
@@ -53,7 +52,7 @@ pub fn prepare(process: &Process) -> Result<Prepared> {
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().ctx(|| "prctl PR_SET_NO_NEW_PRIVS")?;
     }
-    chdir(process.cwd()).ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
+    enter_cwd(process.cwd())?;
     identity::apply_umask(process.user());
     let args = process.args().clone().unwrap_or_default();
     let mut env = process.env().clone().unwrap_or_default();
@@ -62,6 +61,20 @@ pub fn prepare(process: &Process) -> Result<Prepared> {
     }
     let program = exec::find_program(&args[0], &env)?;
     Ok(Prepared { program, args, env })
+}
+
+/// Changes to `process.cwd` and checks that it lies inside the container's root: a cwd
+/// reached through a leaked directory fd (/proc/self/fd/N) would be a way out of the
+/// container (the CVE-2024-21626 class); getcwd reports such a directory as unreachable.
+fn enter_cwd(cwd: &std::path::Path) -> Result<()> {
+    chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
+    match nix::unistd::getcwd() {
+        Ok(here) if here.is_absolute() => Ok(()),
+        _ => Err(crate::error::RuntimeError::Init(format!(
+            "process.cwd {} lies outside the container's root filesystem",
+            cwd.display()
+        ))),
+    }
 }
 
 impl Prepared {

@@ -8,6 +8,7 @@ mod mounts;
 mod options;
 mod paths;
 mod pivot;
+pub mod safe;
 
 use std::path::Path;
 
@@ -91,8 +92,20 @@ pub fn finish(spec: &Spec) -> Result<()> {
 }
 
 /// With a terminal, /dev/console is the container's pty (bound after pivot_root).
-pub fn bind_console(slave: &Path) -> Result<()> {
+/// The terminal is this process's stdin by now; binding /proc/self/fd/0 cannot be
+/// redirected, and an existing /dev/console that is not a plain file (a symlink planted by
+/// the image) is replaced rather than followed.
+pub fn bind_console() -> Result<()> {
     let console = Path::new("/dev/console");
+    if std::fs::symlink_metadata(console).is_ok_and(|m| !m.is_file()) {
+        std::fs::remove_file(console).map_err(|e| RuntimeError::io("remove", console, e))?;
+    }
     mounts::create_file(console)?;
-    mounts::bind_and_remount(slave, console, MsFlags::empty(), MsFlags::empty())
+    let target = safe::Pinned::open(console)?;
+    mounts::bind_and_remount(
+        Path::new("/proc/self/fd/0"),
+        &target.link(),
+        MsFlags::empty(),
+        MsFlags::empty(),
+    )
 }
