@@ -8,20 +8,23 @@ use oci_spec::runtime::{Capabilities, LinuxCapabilities};
 use crate::error::{Result, RuntimeError};
 
 /// The sets as the `caps` crate wants them, keeping only capabilities this kernel knows (a
-/// config written for a newer kernel must still run, as with runc).
+/// config written for a newer kernel must still run, as with runc). A set left out of
+/// `process.capabilities` is empty (engines omit empty lists: podman's `--cap-drop all`
+/// sends `{}`); only an absent `capabilities` leaves the process's capabilities alone.
 pub struct CapabilitySets {
-    bounding: Option<CapsHashSet>,
-    effective: Option<CapsHashSet>,
-    inheritable: Option<CapsHashSet>,
-    permitted: Option<CapsHashSet>,
-    ambient: Option<CapsHashSet>,
+    bounding: CapsHashSet,
+    effective: CapsHashSet,
+    inheritable: CapsHashSet,
+    permitted: CapsHashSet,
+    ambient: CapsHashSet,
 }
 
 impl CapabilitySets {
     pub fn from_spec(c: &LinuxCapabilities) -> Result<Self> {
         let known = caps::runtime::thread_all_supported();
-        let convert = |set: &Option<Capabilities>| -> Result<Option<CapsHashSet>> {
-            set.as_ref().map(|s| to_caps(s, &known)).transpose()
+        let convert = |set: &Option<Capabilities>| -> Result<CapsHashSet> {
+            set.as_ref()
+                .map_or(Ok(CapsHashSet::new()), |s| to_caps(s, &known))
         };
         Ok(CapabilitySets {
             bounding: convert(c.bounding())?,
@@ -35,11 +38,8 @@ impl CapabilitySets {
     /// Drops from the bounding set what config.json leaves out. Needs CAP_SETPCAP, so it
     /// runs before the switch to the container's user.
     pub fn apply_bounding(&self) -> Result<()> {
-        let Some(bounding) = &self.bounding else {
-            return Ok(());
-        };
         for cap in caps::runtime::thread_all_supported() {
-            if !bounding.contains(&cap) {
+            if !self.bounding.contains(&cap) {
                 caps::drop(None, CapSet::Bounding, cap).map_err(|e| caps_error("bounding", e))?;
             }
         }
@@ -56,17 +56,13 @@ impl CapabilitySets {
             ("effective", CapSet::Effective, &self.effective),
             ("permitted", CapSet::Permitted, &self.permitted),
         ] {
-            let empty = CapsHashSet::new();
-            let value = value.as_ref().unwrap_or(&empty);
             caps::set(None, set, value).map_err(|e| caps_error(name, e))?;
         }
-        if let Some(ambient) = &self.ambient {
-            // Ambient capabilities must be permitted and inheritable: raising others fails,
-            // so they are skipped as runc does.
-            caps::clear(None, CapSet::Ambient).map_err(|e| caps_error("ambient", e))?;
-            for cap in ambient {
-                let _ = caps::raise(None, CapSet::Ambient, *cap);
-            }
+        // Ambient capabilities must be permitted and inheritable: raising others fails, so
+        // they are skipped as runc does.
+        caps::clear(None, CapSet::Ambient).map_err(|e| caps_error("ambient", e))?;
+        for cap in &self.ambient {
+            let _ = caps::raise(None, CapSet::Ambient, *cap);
         }
         Ok(())
     }

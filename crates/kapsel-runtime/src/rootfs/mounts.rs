@@ -7,6 +7,7 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 use oci_spec::runtime::Mount;
 
 use super::options::{self, MountOptions};
+use super::safe::Pinned;
 use crate::error::{Result, RuntimeError, SysContext};
 use crate::fsutil::resolve_in_root;
 
@@ -50,7 +51,11 @@ fn fresh(ctx: &MountContext, m: &Mount, typ: &str, dest: &Path, opts: &MountOpti
         .unwrap_or(Path::new(typ));
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
     let flags = opts.flags - MsFlags::MS_REMOUNT;
-    match mount(Some(source), dest, Some(typ), flags, data) {
+    // The directory as the image has it, still reachable through this fd once covered.
+    let below = (opts.copy_up && typ == "tmpfs")
+        .then(|| Pinned::open(dest))
+        .transpose()?;
+    let mounted = match mount(Some(source), dest, Some(typ), flags, data) {
         // A user namespace that does not own the network namespace may not mount sysfs:
         // give it the host's /sys, read-only as asked (what runc does too).
         Err(nix::Error::EPERM) if typ == "sysfs" && ctx.in_userns => {
@@ -58,7 +63,49 @@ fn fresh(ctx: &MountContext, m: &Mount, typ: &str, dest: &Path, opts: &MountOpti
             bind_and_remount(host_sys, dest, MsFlags::MS_REC, opts.remount_flags())
         }
         other => other.ctx(|| format!("mount {typ} on {}", dest.display())),
+    };
+    mounted?;
+    match below {
+        Some(image_dir) => copy_tree(&image_dir.link(), dest),
+        None => Ok(()),
     }
+}
+
+/// Copies a directory tree with owners, modes and symlinks (for `tmpcopyup`).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(from).map_err(|e| RuntimeError::io("read dir", from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| RuntimeError::io("read dir", from, e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta =
+            std::fs::symlink_metadata(&src).map_err(|e| RuntimeError::io("stat", &src, e))?;
+        if meta.is_dir() {
+            std::fs::create_dir(&dst).map_err(|e| RuntimeError::io("mkdir", &dst, e))?;
+            copy_tree(&src, &dst)?;
+        } else if meta.file_type().is_symlink() {
+            let target =
+                std::fs::read_link(&src).map_err(|e| RuntimeError::io("readlink", &src, e))?;
+            std::os::unix::fs::symlink(target, &dst)
+                .map_err(|e| RuntimeError::io("symlink", &dst, e))?;
+        } else if meta.is_file() {
+            std::fs::copy(&src, &dst).map_err(|e| RuntimeError::io("copy", &dst, e))?;
+        } else {
+            continue; // devices, fifos and sockets are not copied up (as runc)
+        }
+        keep_owner_and_mode(&dst, &meta)?;
+    }
+    Ok(())
+}
+
+fn keep_owner_and_mode(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))
+        .map_err(|e| RuntimeError::io("chown", path, e))?;
+    if !meta.file_type().is_symlink() {
+        std::fs::set_permissions(path, meta.permissions())
+            .map_err(|e| RuntimeError::io("chmod", path, e))?;
+    }
+    Ok(())
 }
 
 fn bind(ctx: &MountContext, m: &Mount, dest: &Path, opts: &MountOptions) -> Result<()> {

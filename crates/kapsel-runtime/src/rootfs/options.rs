@@ -11,6 +11,9 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     /// Filesystem-specific options (`mode=755`, `size=64k`, …), comma-joined.
     pub data: String,
+    /// `tmpcopyup` (a runc extension podman uses): a tmpfs starts with a copy of what the
+    /// image has at that path.
+    pub copy_up: bool,
 }
 
 impl Default for MountOptions {
@@ -19,6 +22,7 @@ impl Default for MountOptions {
             flags: MsFlags::empty(),
             propagation: Vec::new(),
             data: String::new(),
+            copy_up: false,
         }
     }
 }
@@ -38,7 +42,9 @@ pub fn parse(options: &[String]) -> MountOptions {
     let mut out = MountOptions::default();
     let mut data = Vec::new();
     for opt in options {
-        if let Some(p) = propagation(opt) {
+        if opt == "tmpcopyup" || opt == "notmpcopyup" {
+            out.copy_up = opt == "tmpcopyup";
+        } else if let Some(p) = propagation(opt) {
             out.propagation.push(p);
         } else if let Some((clear, flag)) = flag(opt) {
             if clear {
