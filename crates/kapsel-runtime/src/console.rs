@@ -91,3 +91,10 @@ pub fn take_fd(socket: &OwnedFd) -> Result<Option<OwnedFd>> {
     }
     Ok(None)
 }
+
+/// Connects to the caller's `--console-socket`.
+pub fn connect(path: &Path) -> Result<OwnedFd> {
+    std::os::unix::net::UnixStream::connect(path)
+        .map(OwnedFd::from)
+        .map_err(|e| RuntimeError::io("connect to console socket", path, e))
+}

@@ -13,6 +13,7 @@ mod namespaces;
 pub mod ops;
 mod process;
 mod rootfs;
+pub mod sealed_exe;
 mod spawn;
 pub mod spec;
 pub mod state;

@@ -18,7 +18,20 @@ pub struct TerminalProxy {
     stdin_open: bool,
 }
 
+/// A socket pair standing in for `--console-socket`: init (or exec's process) sends the
+/// master on one end, the runtime takes it from the other.
+pub fn socket_pair() -> Result<(OwnedFd, OwnedFd)> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| crate::error::RuntimeError::io("socketpair", "console", e))?;
+    Ok((ours.into(), theirs.into()))
+}
+
 impl TerminalProxy {
+    /// The proxy for the master sent over `ours`, if one was sent.
+    pub fn receive(ours: &OwnedFd) -> Result<Option<Self>> {
+        crate::console::take_fd(ours)?.map(Self::new).transpose()
+    }
+
     /// Puts the caller's terminal (if stdin is one) in raw mode, so keystrokes such as ^C
     /// reach the container's terminal instead of acting on the runtime.
     pub fn new(master: OwnedFd) -> Result<Self> {

@@ -1,7 +1,6 @@
 //! `create`: set up a container and leave its init waiting for `start`.
 
 use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
@@ -24,6 +23,9 @@ pub struct CreateOptions {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// Socket activation: this many fds after the preserved ones are passed on too, and
+    /// the process is told so (LISTEN_FDS, LISTEN_PID=1), as systemd and runc do.
+    pub listen_fds: u32,
 }
 
 pub fn create(root: &StateRoot, opts: &CreateOptions) -> Result<Container> {
@@ -50,12 +52,18 @@ pub(crate) fn create_with(
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| RuntimeError::io("open bundle", &opts.bundle, e))?;
     tracing::debug!(id = %opts.id, "create");
-    let spec = crate::spec::load(&bundle)?;
+    let mut spec = crate::spec::load(&bundle)?;
+    announce_listen_fds(&mut spec, opts.listen_fds);
     let rootfs = crate::spec::rootfs(&spec, &bundle)?;
     let console = match (wants_terminal(&spec), target) {
+        (false, ConsoleTarget::Socket(Some(_))) => {
+            return Err(RuntimeError::Usage(
+                "--console-socket needs process.terminal to be true in config.json".into(),
+            ))
+        }
         (false, _) => None,
         (true, ConsoleTarget::Connected(fd)) => Some(fd),
-        (true, ConsoleTarget::Socket(Some(path))) => Some(connect_console(path)?),
+        (true, ConsoleTarget::Socket(Some(path))) => Some(crate::console::connect(path)?),
         (true, ConsoleTarget::Socket(None)) => {
             return Err(RuntimeError::Usage(
                 "process.terminal is true: pass --console-socket to receive the terminal, \
@@ -103,7 +111,7 @@ fn launch(
         fifo: &fifo,
         console,
         no_pivot: opts.no_pivot,
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: opts.preserve_fds + opts.listen_fds,
     };
     // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
     let intermediate = match unsafe { crate::spawn::fork_in_cgroup(&cgroup) }? {
@@ -209,17 +217,24 @@ fn write_oom_score_adj(spec: &Spec, pid: i32) -> Result<()> {
     std::fs::write(&path, adj.to_string()).map_err(|e| RuntimeError::io("write", &path, e))
 }
 
+fn announce_listen_fds(spec: &mut Spec, listen_fds: u32) {
+    if listen_fds == 0 {
+        return;
+    }
+    if let Some(process) = spec.process_mut() {
+        let mut env = process.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={listen_fds}"));
+        env.push("LISTEN_PID=1".into());
+        process.set_env(Some(env));
+    }
+}
+
 fn wants_terminal(spec: &Spec) -> bool {
     spec.process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false)
-}
-
-fn connect_console(path: &Path) -> Result<OwnedFd> {
-    let stream = UnixStream::connect(path)
-        .map_err(|e| RuntimeError::io("connect to console socket", path, e))?;
-    Ok(stream.into())
 }
 
 /// Removes what a failed create made: the init process, the cgroup, the state dir.

@@ -1,6 +1,6 @@
 //! `exec`: run another process inside a created or running container.
 
-use std::os::unix::net::UnixStream;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use nix::sys::wait::waitpid;
@@ -10,6 +10,7 @@ use oci_spec::runtime::{LinuxNamespace, Process};
 use crate::channel::{self, Channel, Message};
 use crate::error::{Result, RuntimeError, SysContext};
 use crate::state::{Container, StateRoot, Status};
+use crate::terminal::TerminalProxy;
 
 pub struct ExecOptions {
     pub id: String,
@@ -40,14 +41,20 @@ pub fn exec(root: &StateRoot, opts: ExecOptions) -> Result<i32> {
     if !opts.detach {
         nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl PR_SET_CHILD_SUBREAPER")?;
     }
-    let pid = spawn(&c, &opts)?;
+    let (console, proxied) = console_for(&opts)?;
+    let pid = spawn(&c, &opts, console)?;
     if let Some(pid_file) = &opts.pid_file {
         crate::fsutil::write_atomic(pid_file, pid.to_string().as_bytes())?;
     }
     if opts.detach {
         return Ok(0);
     }
-    super::wait_exit_code(pid)
+    let tty = proxied
+        .as_ref()
+        .map(TerminalProxy::receive)
+        .transpose()?
+        .flatten();
+    super::wait_exit_code(pid, tty)
 }
 
 /// The process of the container's own config.json: what `exec` starts from when no
@@ -58,16 +65,29 @@ pub fn container_process(root: &StateRoot, id: &str) -> Result<Process> {
     Ok(spec.process().clone().unwrap_or_default())
 }
 
-fn spawn(c: &Container, opts: &ExecOptions) -> Result<i32> {
+/// Where the process's terminal goes: the caller's console socket, or (in the foreground
+/// without one) a pair whose other end the runtime proxies, as `run` does. Also returns
+/// that other end.
+fn console_for(opts: &ExecOptions) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    let terminal = opts.process.terminal().unwrap_or(false);
+    match (terminal, &opts.console_socket) {
+        (false, Some(_)) => Err(RuntimeError::Usage(
+            "--console-socket needs a terminal: add --tty (process.terminal)".into(),
+        )),
+        (false, None) => Ok((None, None)),
+        (true, Some(path)) => Ok((Some(crate::console::connect(path)?), None)),
+        (true, None) if opts.detach => Err(RuntimeError::Usage(
+            "a detached process with --tty needs --console-socket to receive its terminal".into(),
+        )),
+        (true, None) => {
+            let (ours, theirs) = crate::terminal::socket_pair()?;
+            Ok((Some(theirs), Some(ours)))
+        }
+    }
+}
+
+fn spawn(c: &Container, opts: &ExecOptions, console: Option<OwnedFd>) -> Result<i32> {
     let namespaces = crate::namespaces::of_process(c.pid)?;
-    let console = opts
-        .console_socket
-        .as_deref()
-        .map(|p| {
-            UnixStream::connect(p).map_err(|e| RuntimeError::io("connect to console socket", p, e))
-        })
-        .transpose()?
-        .map(std::os::fd::OwnedFd::from);
     let (ours, theirs) = channel::pair()?;
     // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
     let intermediate = match unsafe { crate::spawn::fork_in_cgroup(&c.cgroup) }? {
@@ -105,7 +125,7 @@ fn wait_started(chan: &Channel) -> Result<i32> {
 fn join_and_fork(
     opts: &ExecOptions,
     namespaces: &[LinuxNamespace],
-    console: Option<std::os::fd::OwnedFd>,
+    console: Option<OwnedFd>,
     chan: Channel,
 ) -> ! {
     if let Err(e) =

@@ -1,8 +1,7 @@
 //! `run`: create and start; in the foreground also forward signals (and the terminal),
 //! wait for the exit status and delete the container.
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::AsFd;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
@@ -29,11 +28,9 @@ pub fn run(root: &StateRoot, opts: &CreateOptions, detach: bool) -> Result<i32> 
             None,
         ),
         None => {
-            let (ours, theirs) =
-                UnixStream::pair().map_err(|e| RuntimeError::io("socketpair", "console", e))?;
-            let c = super::create_with(root, opts, ConsoleTarget::Connected(theirs.into()))?;
-            let master = crate::console::take_fd(&OwnedFd::from(ours))?;
-            (c, master.map(TerminalProxy::new).transpose()?)
+            let (ours, theirs) = crate::terminal::socket_pair()?;
+            let c = super::create_with(root, opts, ConsoleTarget::Connected(theirs))?;
+            (c, TerminalProxy::receive(&ours)?)
         }
     };
     let signals = ForwardedSignals::block()?;
@@ -52,10 +49,11 @@ fn start_or_remove(root: &StateRoot, id: &str) -> Result<()> {
     })
 }
 
-/// Waits for `pid` (a child of this process) while forwarding signals to it; returns its
-/// exit status, 128+N when killed by signal N (as a shell reports it).
-pub fn wait_exit_code(pid: i32) -> Result<i32> {
-    ForwardedSignals::block()?.wait_exit_code(pid, None)
+/// Waits for `pid` (a child of this process) while forwarding signals (and the terminal,
+/// if any) to it; returns its exit status, 128+N when killed by signal N (as a shell
+/// reports it).
+pub fn wait_exit_code(pid: i32, tty: Option<TerminalProxy>) -> Result<i32> {
+    ForwardedSignals::block()?.wait_exit_code(pid, tty)
 }
 
 /// While the container runs in the foreground, signals sent to the runtime go to it.

@@ -24,7 +24,9 @@
 use std::cell::RefCell;
 use std::fs;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -968,7 +970,9 @@ impl Test {
         run_cmd_to_files(&mut self.rt_cmd(args), &o, &e, RT_TIMEOUT)
     }
 
-    fn stdio_files(&self, tag: &str) -> (PathBuf, PathBuf) {
+    /// The files that receive the stdout and stderr of [`Test::rt_detached`]
+    /// calls with `tag`.
+    pub fn stdio_files(&self, tag: &str) -> (PathBuf, PathBuf) {
         (
             self.dir.join(format!("{tag}.stdout")),
             self.dir.join(format!("{tag}.stderr")),
@@ -1202,4 +1206,337 @@ pub fn write_script(path: &Path, body: &str) {
     f.write_all(body.as_bytes()).unwrap();
     drop(f);
     chmod(path, 0o755);
+}
+
+// ---------------------------------------------------------------------------
+// File descriptors, console sockets and terminals
+// ---------------------------------------------------------------------------
+
+/// Makes the process spawned by `cmd` start with `fds` (pairs of an fd open
+/// in this process and the number it gets in the child) open and *without*
+/// FD_CLOEXEC, as a careless caller of the runtime would leave them. The
+/// sources must stay open until the command is spawned.
+pub fn inherit_fds(cmd: &mut Command, fds: &[(RawFd, RawFd)]) {
+    use std::os::unix::process::CommandExt;
+    let fds = fds.to_vec();
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move every source out of the way first so that a target never
+            // clobbers a source that is still to be duplicated.
+            let mut tmp = [0 as RawFd; 16];
+            assert!(fds.len() <= tmp.len());
+            for (i, (src, _)) in fds.iter().enumerate() {
+                let t = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, 200);
+                if t < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                tmp[i] = t;
+            }
+            for (i, (_, dst)) in fds.iter().enumerate() {
+                // dup2 leaves the new descriptor without FD_CLOEXEC.
+                if libc::dup2(tmp[i], *dst) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The fd numbers open in a process, from `ls -l /proc/self/fd` output run
+/// in that process, without the directory fd `ls` itself opened to list them.
+pub fn fds_from_ls(ls_output: &str) -> Vec<u32> {
+    let mut v: Vec<u32> = ls_output
+        .lines()
+        .filter_map(|l| {
+            let (left, target) = l.split_once(" -> ")?;
+            let fd: u32 = left.split_whitespace().last()?.parse().ok()?;
+            // ls's own handle on the directory it lists.
+            let own = target.starts_with("/proc/") && target.ends_with("/fd");
+            (!own).then_some(fd)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The fd numbers open in host process `pid` with their targets.
+pub fn host_fds(pid: i64) -> Vec<(u32, String)> {
+    let mut v: Vec<(u32, String)> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let fd = e.file_name().to_string_lossy().parse().ok()?;
+                    let t = fs::read_link(e.path()).ok()?;
+                    Some((fd, t.to_string_lossy().into_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Receives one fd sent with SCM_RIGHTS on `sock`, and the bytes sent with it
+/// (runc's console protocol sends the pty's name). Blocks.
+pub fn recv_fd(sock: &UnixStream) -> std::io::Result<(OwnedFd, Vec<u8>)> {
+    let mut data = [0u8; 4096];
+    // u64 for alignment; room for a few fds.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; zeroed is a valid initial value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers of the sizes given.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut fds = Vec::new();
+    // SAFETY: walking the control messages the kernel filled in.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let payload = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let p = libc::CMSG_DATA(cmsg) as *const RawFd;
+                for i in 0..payload / std::mem::size_of::<RawFd>() {
+                    fds.push(OwnedFd::from_raw_fd(p.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(std::io::Error::other("control message truncated"));
+    }
+    let mut fds = fds.into_iter();
+    let fd = fds.next().ok_or_else(|| {
+        std::io::Error::other(format!(
+            "no fd received ({n} bytes of data: {:?})",
+            String::from_utf8_lossy(&data[..n as usize])
+        ))
+    })?;
+    if fds.next().is_some() {
+        return Err(std::io::Error::other("more than one fd received"));
+    }
+    Ok((fd, data[..n as usize].to_vec()))
+}
+
+/// A listening unix socket for `--console-socket`.
+pub struct ConsoleSocket {
+    pub path: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    /// Binds `<test dir>/<tag>.sock` (or a shorter name if that does not
+    /// fit in a socket address).
+    pub fn bind(t: &Test, tag: &str) -> ConsoleSocket {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mut path = t.dir.join(format!("{tag}.sock"));
+        if path.as_os_str().len() >= 100 {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            path = t.dir.join(format!("cs{n}.sock"));
+        }
+        let _ = fs::remove_file(&path);
+        let listener =
+            UnixListener::bind(&path).unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        listener.set_nonblocking(true).unwrap();
+        ConsoleSocket { path, listener }
+    }
+
+    pub fn path_str(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Accepts one connection (within `timeout`) and receives the pty master
+    /// from it; returns the master and the name sent with it.
+    pub fn recv_master(&self, timeout: Duration) -> Result<(Pty, String), String> {
+        let deadline = Instant::now() + timeout;
+        let conn = loop {
+            match self.listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "nobody connected to {} within {timeout:?}",
+                            self.path.display()
+                        ));
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(format!("accept: {e}")),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        let left = deadline.saturating_duration_since(Instant::now());
+        conn.set_read_timeout(Some(left.max(Duration::from_millis(100))))
+            .unwrap();
+        let (fd, name) = recv_fd(&conn).map_err(|e| format!("receiving the pty master: {e}"))?;
+        Ok((
+            Pty::from_fd(fd),
+            String::from_utf8_lossy(&name).into_owned(),
+        ))
+    }
+
+    /// True if a connection is waiting to be accepted (or was made and closed).
+    pub fn has_pending(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 0) > 0 }
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// The master side of a pty, with everything read from it so far.
+pub struct Pty {
+    pub master: fs::File,
+    /// All output read so far, with "\r\n" turned into "\n".
+    pub seen: String,
+    raw: Vec<u8>,
+    pub eof: bool,
+}
+
+impl Pty {
+    pub fn from_fd(fd: OwnedFd) -> Pty {
+        Pty {
+            master: fs::File::from(fd),
+            seen: String::new(),
+            raw: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// A new pty pair on the host: (master, path of the slave).
+    pub fn open_host() -> (Pty, PathBuf) {
+        // SAFETY: plain libc pty calls on an fd we own.
+        unsafe {
+            let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+            let fd = OwnedFd::from_raw_fd(m);
+            assert_eq!(libc::grantpt(m), 0, "grantpt");
+            assert_eq!(libc::unlockpt(m), 0, "unlockpt");
+            let mut buf = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(m, buf.as_mut_ptr(), buf.len()), 0);
+            let name = std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+            (Pty::from_fd(fd), PathBuf::from(name))
+        }
+    }
+
+    /// The pty number of this master (TIOCGPTN): the N of /dev/pts/N.
+    pub fn number(&self) -> u32 {
+        let mut n: libc::c_uint = 0;
+        // SAFETY: TIOCGPTN writes an unsigned int.
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
+        assert_eq!(r, 0, "TIOCGPTN: {}", std::io::Error::last_os_error());
+        n
+    }
+
+    /// Sets the window size on the master.
+    pub fn set_size(&self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize.
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+
+    /// Writes `s` to the master (that is, types it into the terminal).
+    pub fn send(&mut self, s: &str) {
+        self.master
+            .write_all(s.as_bytes())
+            .expect("write to pty master");
+    }
+
+    /// Reads whatever arrives within `wait`; returns false at end of file
+    /// (the slave side was closed by everybody).
+    fn read_some(&mut self, wait: Duration) -> bool {
+        if self.eof {
+            return false;
+        }
+        let mut p = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r <= 0 {
+            return true;
+        }
+        let mut buf = [0u8; 4096];
+        match self.master.read(&mut buf) {
+            Ok(0) => self.eof = true,
+            Ok(n) => {
+                self.raw.extend_from_slice(&buf[..n]);
+                self.seen = String::from_utf8_lossy(&self.raw).replace("\r\n", "\n");
+            }
+            // EIO: every slave fd is closed.
+            Err(_) => self.eof = true,
+        }
+        !self.eof
+    }
+
+    /// Reads until `pred(seen)` holds or `timeout` passes; returns `pred`'s
+    /// final verdict.
+    pub fn read_until(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if pred(&self.seen) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            if !self.read_some((deadline - now).min(Duration::from_millis(100))) {
+                return pred(&self.seen);
+            }
+        }
+    }
+
+    /// Reads until `needle` was seen; panics with what was seen otherwise.
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str, timeout: Duration) {
+        let ok = self.read_until(timeout, |s| s.contains(needle));
+        assert!(
+            ok,
+            "{needle:?} never arrived on the terminal within {timeout:?} (eof: {}); seen:\n{}",
+            self.eof, self.seen
+        );
+    }
+
+    /// Reads until end of file (all slave fds closed) or `timeout`; returns
+    /// whether end of file was reached.
+    pub fn read_to_eof(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.eof && Instant::now() < deadline {
+            self.read_some(Duration::from_millis(100));
+        }
+        self.eof
+    }
 }

@@ -138,17 +138,19 @@ impl CreateArgs {
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
             no_pivot: self.no_pivot,
-            preserve_fds: self.preserve_fds + listen_fds(),
+            preserve_fds: self.preserve_fds,
+            listen_fds: listen_fds(),
         }
     }
 }
 
-/// Socket activation: LISTEN_FDS fds after stdio are passed on, as runc does.
+/// Socket activation: LISTEN_FDS fds meant for this process (LISTEN_PID) are passed on.
 fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS")
+    let for_us = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
+    let count = std::env::var("LISTEN_FDS")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .and_then(|v| v.parse().ok());
+    count.filter(|_| for_us).unwrap_or(0)
 }
 
 #[derive(Args)]
@@ -211,7 +213,7 @@ impl ExecArgs {
             console_socket: self.console_socket.clone(),
             detach: self.detach,
             pid_file: self.pid_file.clone(),
-            preserve_fds: self.preserve_fds + listen_fds(),
+            preserve_fds: self.preserve_fds,
         })
     }
 

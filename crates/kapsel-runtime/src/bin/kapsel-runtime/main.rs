@@ -27,6 +27,14 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: &Cli) -> Result<i32> {
+    // Commands that put processes into a container run from a read-only view of this
+    // binary (see `sealed_exe`); the others need not pay the re-exec.
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        kapsel_runtime::sealed_exe::ensure()?;
+    }
     let root = StateRoot::new(&cli.root);
     match &cli.command {
         Command::Spec { bundle, rootless } => {
