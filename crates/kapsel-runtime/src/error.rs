@@ -44,6 +44,8 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     Cgroup(#[from] kapsel_cgroups::CgroupError),
+    #[error("linux.seccomp: {0}")]
+    Seccomp(#[from] kapsel_seccomp::SeccompError),
     #[error("{kind} hook {path}: {reason}")]
     Hook {
         kind: &'static str,

@@ -34,6 +34,7 @@ pub struct InitConfig<'a> {
     pub console: Option<OwnedFd>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    pub seccomp: Option<&'a kapsel_seccomp::Filter>,
 }
 
 /// The intermediate process. Never returns.
@@ -168,7 +169,7 @@ fn setup_container(
         crate::process::attach_terminal(process, console)?;
         rootfs::bind_console()?;
     }
-    let prepared = crate::process::prepare(process)?;
+    let prepared = crate::process::prepare(process, cfg.seccomp)?;
     chan.send(&Message::Ready)?;
     Ok((prepared, state))
 }

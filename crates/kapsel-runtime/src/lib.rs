@@ -14,6 +14,7 @@ pub mod ops;
 mod process;
 mod rootfs;
 pub mod sealed_exe;
+mod seccomp;
 mod spawn;
 pub mod spec;
 pub mod state;

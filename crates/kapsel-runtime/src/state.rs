@@ -7,7 +7,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use kapsel_cgroups::{Cgroup, FreezerState};
-use oci_spec::runtime::Hooks;
+use oci_spec::runtime::{Hooks, LinuxSeccomp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RuntimeError};
@@ -52,6 +52,9 @@ pub struct Container {
     pub cgroup: Cgroup,
     #[serde(default)]
     pub hooks: Option<Hooks>,
+    /// The container's seccomp config: `exec`'d processes get the same filter.
+    #[serde(default)]
+    pub seccomp: Option<LinuxSeccomp>,
     /// Set by `start`: init has been released and runs the user's program.
     #[serde(default)]
     pub started: bool,

@@ -37,6 +37,11 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// True when a rule hands syscalls to a seccomp agent (SCMP_ACT_NOTIFY).
+    pub fn notifies(&self) -> bool {
+        self.notifies
+    }
+
     /// Loads the filter into the calling thread (every thread with
     /// SECCOMP_FILTER_FLAG_TSYNC). Returns the notify fd, close-on-exec, when a rule uses
     /// SCMP_ACT_NOTIFY: it belongs to the seccomp agent at `listenerPath`.

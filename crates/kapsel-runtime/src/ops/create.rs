@@ -102,6 +102,8 @@ fn launch(
     undo.cgroup = Some(cgroup.clone());
     cgroup.apply(&crate::cgroup::resources(spec))?;
     tracing::debug!(id = %opts.id, "cgroup ready");
+    let seccomp_config = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let seccomp = crate::seccomp::filter(seccomp_config.as_ref())?;
     let (ours, theirs) = channel::pair()?;
     let cfg = InitConfig {
         spec,
@@ -112,6 +114,7 @@ fn launch(
         console,
         no_pivot: opts.no_pivot,
         preserve_fds: opts.preserve_fds + opts.listen_fds,
+        seccomp: seccomp.as_ref(),
     };
     // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
     let intermediate = match unsafe { crate::spawn::fork_in_cgroup(&cgroup) }? {
@@ -134,6 +137,7 @@ fn launch(
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup,
         hooks: spec.hooks().clone(),
+        seccomp: seccomp_config,
         started: false,
     };
     let outcome = supervise_setup(&ours, spec, &mut container, undo);

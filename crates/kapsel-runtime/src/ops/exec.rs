@@ -88,12 +88,13 @@ fn console_for(opts: &ExecOptions) -> Result<(Option<OwnedFd>, Option<OwnedFd>)>
 
 fn spawn(c: &Container, opts: &ExecOptions, console: Option<OwnedFd>) -> Result<i32> {
     let namespaces = crate::namespaces::of_process(c.pid)?;
+    let seccomp = crate::seccomp::filter(c.seccomp.as_ref())?;
     let (ours, theirs) = channel::pair()?;
     // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
     let intermediate = match unsafe { crate::spawn::fork_in_cgroup(&c.cgroup) }? {
         ForkResult::Child => {
             drop(ours);
-            join_and_fork(opts, &namespaces, console, theirs)
+            join_and_fork(opts, &namespaces, seccomp.as_ref(), console, theirs)
         }
         ForkResult::Parent { child } => child,
     };
@@ -125,6 +126,7 @@ fn wait_started(chan: &Channel) -> Result<i32> {
 fn join_and_fork(
     opts: &ExecOptions,
     namespaces: &[LinuxNamespace],
+    seccomp: Option<&kapsel_seccomp::Filter>,
     console: Option<OwnedFd>,
     chan: Channel,
 ) -> ! {
@@ -143,7 +145,7 @@ fn join_and_fork(
                     Some(c) => crate::process::attach_terminal(&opts.process, c),
                     None => Ok(()),
                 })
-                .and_then(|_| crate::process::prepare(&opts.process))
+                .and_then(|_| crate::process::prepare(&opts.process, seccomp))
                 .map(|prepared| prepared.exec(opts.preserve_fds))
                 .unwrap_or_else(|e| e);
             chan.report(&err);

@@ -10,6 +10,7 @@ mod rlimits;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+use kapsel_seccomp::Filter;
 use nix::unistd::chdir;
 use oci_spec::runtime::Process;
 
@@ -35,8 +36,16 @@ pub fn attach_terminal(process: &Process, console: &OwnedFd) -> Result<()> {
 
 /// Applies everything that can fail before the point of no return, so `create` and `exec`
 /// report errors instead of a dead container.
-pub fn prepare(process: &Process) -> Result<Prepared> {
+///
+/// The seccomp filter goes in as late as the kernel allows: without no_new_privs only while
+/// the process still has CAP_SYS_ADMIN (before the capability drop), with it after
+/// everything else. Either way the rest of setup runs under the filter, as with runc.
+pub fn prepare(process: &Process, seccomp: Option<&Filter>) -> Result<Prepared> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    if let Some(filter) = seccomp.filter(|_| !no_new_privs) {
+        filter.load()?;
+    }
     let caps = process
         .capabilities()
         .as_ref()
@@ -49,8 +58,11 @@ pub fn prepare(process: &Process) -> Result<Prepared> {
     if let Some(c) = &caps {
         c.apply_process_sets()?;
     }
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs {
         nix::sys::prctl::set_no_new_privs().ctx(|| "prctl PR_SET_NO_NEW_PRIVS")?;
+        if let Some(filter) = seccomp {
+            filter.load()?;
+        }
     }
     enter_cwd(process.cwd())?;
     identity::apply_umask(process.user());
