@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RuntimeError, SysContext};
@@ -24,6 +24,8 @@ pub enum Message {
     State { state: serde_json::Value },
     /// Init → runtime: setup is complete; init now waits for `start`.
     Ready,
+    /// Child → runtime: the seccomp notify fd is attached (for the agent at listenerPath).
+    SeccompNotify,
     /// Child → runtime: setup failed.
     Error { message: String },
 }
@@ -32,6 +34,8 @@ const MAX_MESSAGE: usize = 64 * 1024;
 
 pub struct Channel {
     fd: OwnedFd,
+    /// An fd that came with the last message (SCM_RIGHTS), until taken.
+    received_fd: std::cell::RefCell<Option<OwnedFd>>,
 }
 
 /// A connected pair: the runtime keeps one end, the child the other.
@@ -43,7 +47,11 @@ pub fn pair() -> Result<(Channel, Channel)> {
         SockFlag::SOCK_CLOEXEC,
     )
     .ctx(|| "socketpair for the runtime's sync channel")?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    let channel = |fd| Channel {
+        fd,
+        received_fd: Default::default(),
+    };
+    Ok((channel(a), channel(b)))
 }
 
 impl Channel {
@@ -53,15 +61,22 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends a message with an fd attached.
+    pub fn send_fd(&self, msg: &Message, fd: &OwnedFd) -> Result<()> {
+        let data = serde_json::to_vec(msg).expect("serializable");
+        crate::console::send_fd(&self.fd, &data, fd.as_raw_fd())
+    }
+
+    /// The fd attached to the last message received, if any.
+    pub fn take_fd(&self) -> Option<OwnedFd> {
+        self.received_fd.borrow_mut().take()
+    }
+
     /// The next message, or None when the other end closed (exited or exec'd).
     pub fn recv(&self) -> Result<Option<Message>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Err(nix::Error::EINTR) => continue,
-                other => break other.ctx(|| "receive on sync channel")?,
-            }
-        };
+        let (n, fd) = crate::console::recv_with_fd(&self.fd, &mut buf)?;
+        *self.received_fd.borrow_mut() = fd;
         if n == 0 {
             return Ok(None);
         }

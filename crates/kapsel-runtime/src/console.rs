@@ -73,23 +73,40 @@ pub fn send_fd(socket: &OwnedFd, name: &[u8], fd: RawFd) -> Result<()> {
 /// time create returns; a container without a terminal sent nothing and closed its end).
 pub fn take_fd(socket: &OwnedFd) -> Result<Option<OwnedFd>> {
     let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    match receive(socket, &mut buf, MsgFlags::MSG_DONTWAIT) {
+        Err(RuntimeError::Sys {
+            source: nix::Error::EAGAIN,
+            ..
+        }) => Ok(None),
+        other => other.map(|(_, fd)| fd),
+    }
+}
+
+/// Receives one message into `buf` (waiting for it), with the fd attached to it if any.
+pub fn recv_with_fd(socket: &OwnedFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+    receive(socket, buf, MsgFlags::empty())
+}
+
+fn receive(socket: &OwnedFd, buf: &mut [u8], flags: MsgFlags) -> Result<(usize, Option<OwnedFd>)> {
+    let mut iov = [std::io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
-    let msg = match recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), flags) {
-        Ok(m) => m,
-        Err(nix::Error::EAGAIN) => return Ok(None),
-        Err(e) => return Err(RuntimeError::sys("receive the terminal", e)),
+    let flags = flags | MsgFlags::MSG_CMSG_CLOEXEC;
+    let msg = loop {
+        match recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+            Err(nix::Error::EINTR) => continue,
+            other => break other.ctx(|| "receive on a socket of the runtime")?,
+        }
     };
+    let mut fd = None;
     for c in msg.cmsgs().ctx(|| "read control messages")? {
         if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd for us.
-                return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
-            }
+            // SAFETY: the kernel just installed these fds for us; any beyond the first are
+            // closed right away.
+            let mut owned = fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) });
+            fd = owned.next();
         }
     }
-    Ok(None)
+    Ok((msg.bytes, fd))
 }
 
 /// Connects to the caller's `--console-socket`.

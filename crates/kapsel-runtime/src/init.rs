@@ -169,7 +169,10 @@ fn setup_container(
         crate::process::attach_terminal(process, console)?;
         rootfs::bind_console()?;
     }
-    let prepared = crate::process::prepare(process, cfg.seccomp)?;
+    let mut prepared = crate::process::prepare(process, cfg.seccomp)?;
+    if let Some(fd) = prepared.seccomp_notify.take() {
+        chan.send_fd(&Message::SeccompNotify, &fd)?;
+    }
     chan.send(&Message::Ready)?;
     Ok((prepared, state))
 }

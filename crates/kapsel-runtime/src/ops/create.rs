@@ -172,6 +172,7 @@ fn supervise_setup(chan: &Channel, spec: &Spec, c: &mut Container, undo: &mut Un
                 hooks::run(c.hooks.as_ref(), HookKind::CreateRuntime, &state)?;
                 chan.send(&Message::State { state })?;
             }
+            Some(Message::SeccompNotify) => forward_notify_fd(chan, c)?,
             Some(Message::Ready) => {
                 tracing::debug!("init ready");
                 return Ok(());
@@ -185,6 +186,14 @@ fn supervise_setup(chan: &Channel, spec: &Spec, c: &mut Container, undo: &mut Un
             }
         }
     }
+}
+
+fn forward_notify_fd(chan: &Channel, c: &Container) -> Result<()> {
+    let fd = chan
+        .take_fd()
+        .ok_or_else(|| RuntimeError::Init("the seccomp notify message carried no fd".into()))?;
+    let seccomp = c.seccomp.as_ref().expect("notify fds come from a filter");
+    crate::seccomp::send_to_agent(seccomp, &fd, c.pid, c.oci_state(Status::Creating))
 }
 
 fn write_id_maps(spec: &Spec, pid: i32) -> Result<()> {

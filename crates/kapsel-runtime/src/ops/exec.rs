@@ -99,16 +99,19 @@ fn spawn(c: &Container, opts: &ExecOptions, console: Option<OwnedFd>) -> Result<
         ForkResult::Parent { child } => child,
     };
     drop(theirs);
-    let outcome = wait_started(&ours);
+    let outcome = wait_started(&ours, c);
     let _ = waitpid(intermediate, None);
     outcome
 }
 
-fn wait_started(chan: &Channel) -> Result<i32> {
+fn wait_started(chan: &Channel, c: &Container) -> Result<i32> {
     let mut pid = None;
+    // The process's notify fd may arrive before the intermediate reports its PID.
+    let mut notify_fd = None;
     loop {
         match chan.recv()? {
             Some(Message::InitPid { pid: p }) => pid = Some(p),
+            Some(Message::SeccompNotify) => notify_fd = chan.take_fd(),
             Some(Message::Error { message }) => return Err(RuntimeError::Setup(message)),
             // The channel closes on exec (close-on-exec): the process runs.
             None => {
@@ -116,6 +119,11 @@ fn wait_started(chan: &Channel) -> Result<i32> {
                     .ok_or_else(|| RuntimeError::Init("exec process exited during setup".into()))
             }
             Some(other) => return Err(RuntimeError::Init(format!("unexpected {other:?}"))),
+        }
+        if let (Some(p), Some(seccomp)) = (pid, &c.seccomp) {
+            if let Some(fd) = notify_fd.take() {
+                crate::seccomp::send_to_agent(seccomp, &fd, p, c.oci_state(Status::Running))?;
+            }
         }
     }
 }
@@ -146,7 +154,12 @@ fn join_and_fork(
                     None => Ok(()),
                 })
                 .and_then(|_| crate::process::prepare(&opts.process, seccomp))
-                .map(|prepared| prepared.exec(opts.preserve_fds))
+                .and_then(|mut prepared| {
+                    if let Some(fd) = prepared.seccomp_notify.take() {
+                        chan.send_fd(&Message::SeccompNotify, &fd)?;
+                    }
+                    Ok(prepared.exec(opts.preserve_fds))
+                })
                 .unwrap_or_else(|e| e);
             chan.report(&err);
             std::process::exit(127)

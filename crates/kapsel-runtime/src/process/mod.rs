@@ -22,6 +22,8 @@ pub struct Prepared {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<String>,
+    /// The seccomp notify fd, for the agent at `listenerPath` (the runtime passes it on).
+    pub seccomp_notify: Option<OwnedFd>,
 }
 
 /// Makes a new pty (sent over `console`) the process's terminal and stdio. Separate from [`prepare`] so init can bind it to /dev/console while it
@@ -43,8 +45,9 @@ pub fn attach_terminal(process: &Process, console: &OwnedFd) -> Result<()> {
 pub fn prepare(process: &Process, seccomp: Option<&Filter>) -> Result<Prepared> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let mut seccomp_notify = None;
     if let Some(filter) = seccomp.filter(|_| !no_new_privs) {
-        filter.load()?;
+        seccomp_notify = filter.load()?;
     }
     let caps = process
         .capabilities()
@@ -61,7 +64,7 @@ pub fn prepare(process: &Process, seccomp: Option<&Filter>) -> Result<Prepared> 
     if no_new_privs {
         nix::sys::prctl::set_no_new_privs().ctx(|| "prctl PR_SET_NO_NEW_PRIVS")?;
         if let Some(filter) = seccomp {
-            filter.load()?;
+            seccomp_notify = filter.load()?;
         }
     }
     enter_cwd(process.cwd())?;
@@ -72,7 +75,12 @@ pub fn prepare(process: &Process, seccomp: Option<&Filter>) -> Result<Prepared> 
         env.push(format!("HOME={}", identity::home_dir(process.user().uid())));
     }
     let program = exec::find_program(&args[0], &env)?;
-    Ok(Prepared { program, args, env })
+    Ok(Prepared {
+        program,
+        args,
+        env,
+        seccomp_notify,
+    })
 }
 
 /// Changes to `process.cwd` and checks that it lies inside the container's root: a cwd
