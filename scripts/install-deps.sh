@@ -6,6 +6,7 @@ PKGS=(
   gcc pkg-config libseccomp-dev   # building
   busybox-static                  # test and quick-start root filesystems
   runc                            # the reference runtime for parity tests and benchmarks
+  podman                          # drop-in test: kapsel under podman --runtime (tests/podman.rs)
   hyperfine                       # benchmarks
   iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
 )
