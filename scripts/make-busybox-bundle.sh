@@ -13,13 +13,4 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$dir/rootfs/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$dir/rootfs/etc/group"
 chmod 1777 "$dir/rootfs/tmp"
-rm -f "$dir/config.json"
-"${KAPSEL_RUNTIME:-kapsel-runtime}" spec --bundle "$dir"
-python3 - "$dir/config.json" "$@" <<'PY'
-import json, sys
-path, args = sys.argv[1], sys.argv[2:] or ["sh"]
-c = json.load(open(path))
-c["process"]["args"] = args
-c["process"]["terminal"] = False
-json.dump(c, open(path, "w"), indent=2)
-PY
+"$(dirname "$0")/bundle-config.sh" "$dir" "${@:-sh}"

@@ -3,10 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-cargo build --release --locked
+cargo build --release --locked --workspace --examples
 install -m 0755 target/release/kapsel-runtime /usr/local/bin/kapsel-runtime
-bundle=/var/lib/kapsel/quickstart/busybox
-rm -rf "$bundle"
-./scripts/make-busybox-bundle.sh "$bundle" sh -c 'echo "Hello from a kapsel container: $(hostname), pid $$, $(id)"'
-cd "$bundle"
-kapsel-runtime run "quickstart-$$"
+qs=/var/lib/kapsel/quickstart
+rm -rf "$qs"
+# The built-in hello-world image's program, as its own root filesystem.
+target/release/examples/hello-world-rootfs "$qs/hello-world/rootfs"
+./scripts/bundle-config.sh "$qs/hello-world" /hello
+kapsel-runtime run --bundle "$qs/hello-world" "hello-world-$$"
+# A busybox container.
+./scripts/make-busybox-bundle.sh "$qs/busybox" sh -c 'echo "Hello from a busybox container in kapsel: $(hostname), pid $$, $(id)"'
+kapsel-runtime run --bundle "$qs/busybox" "busybox-$$"
