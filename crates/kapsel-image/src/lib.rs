@@ -9,6 +9,7 @@ pub mod digest;
 pub mod error;
 pub mod hello;
 pub mod reference;
+pub mod snapshot;
 pub mod unpack;
 
 pub use error::{ImageError, Result};

@@ -72,7 +72,7 @@ fn hashes_bytes_writer_and_reader_alike() {
     let mut copied = Vec::new();
     reader.read_to_end(&mut copied).unwrap();
     assert_eq!(copied, b"hello world");
-    assert_eq!(reader.bytes(), 11);
+    assert_eq!(reader.bytes_read(), 11);
     let (d, n) = reader.finish();
     assert_eq!((d.to_string().as_str(), n), (HELLO, 11));
 }
