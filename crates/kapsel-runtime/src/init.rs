@@ -159,16 +159,17 @@ fn setup_container(
     hooks::run(cfg.spec.hooks().as_ref(), HookKind::CreateContainer, &state)?;
     rootfs::enter(cfg.rootfs, cfg.spec, cfg.no_pivot)?;
     write_sysctls(cfg.spec)?;
-    rootfs::finish(cfg.spec)?;
     let process = cfg
         .spec
         .process()
         .as_ref()
         .expect("validated: process present");
+    // /dev/console is made before the root turns read-only.
     if let Some(console) = &cfg.console {
         crate::process::attach_terminal(process, console)?;
         rootfs::bind_console()?;
     }
+    rootfs::finish(cfg.spec)?;
     let mut prepared = crate::process::prepare(process, cfg.seccomp)?;
     if let Some(fd) = prepared.seccomp_notify.take() {
         chan.send_fd(&Message::SeccompNotify, &fd)?;

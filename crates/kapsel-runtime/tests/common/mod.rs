@@ -858,6 +858,8 @@ pub struct Test {
     pub out: PathBuf,
     ids: RefCell<Vec<String>>,
     extra_cleanup: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// Runtime binary used instead of [`runtime`] (see [`Test::use_runtime`]).
+    runtime_override: RefCell<Option<PathBuf>>,
 }
 
 impl Test {
@@ -887,6 +889,7 @@ impl Test {
             out,
             ids: RefCell::new(Vec::new()),
             extra_cleanup: RefCell::new(Vec::new()),
+            runtime_override: RefCell::new(None),
         }
     }
 
@@ -950,9 +953,23 @@ impl Test {
         p
     }
 
+    /// Makes every later runtime call of this test (including the cleanup on
+    /// drop) use `bin` instead of [`runtime`], e.g. a private copy of it.
+    pub fn use_runtime(&self, bin: &Path) {
+        *self.runtime_override.borrow_mut() = Some(bin.to_path_buf());
+    }
+
+    /// The runtime binary this test drives.
+    pub fn runtime_bin(&self) -> PathBuf {
+        self.runtime_override
+            .borrow()
+            .clone()
+            .unwrap_or_else(runtime)
+    }
+
     /// A runtime command with `--root` set.
     pub fn rt_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(runtime());
+        let mut c = Command::new(self.runtime_bin());
         c.arg("--root").arg(&self.root).args(args);
         c
     }
