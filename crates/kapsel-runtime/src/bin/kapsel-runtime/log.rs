@@ -12,17 +12,19 @@ pub struct Logger {
 }
 
 impl Logger {
+    /// Debug tracing is set up only with `--debug`: building a subscriber costs more than
+    /// the rest of a short command's start-up, and without it warnings still reach stderr.
     pub fn new(file: Option<&Path>, format: LogFormat, debug: bool) -> Self {
-        let level = if debug { "debug" } else { "warn" };
-        let filter = tracing_subscriber::EnvFilter::new(level);
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr);
-        let _ = if format == LogFormat::Json {
-            builder.json().try_init()
-        } else {
-            builder.try_init()
-        };
+        if debug {
+            let builder = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(std::io::stderr);
+            let _ = if format == LogFormat::Json {
+                builder.json().try_init()
+            } else {
+                builder.try_init()
+            };
+        }
         Logger {
             file: file.map(Path::to_path_buf),
             format,
