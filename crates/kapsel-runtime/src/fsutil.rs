@@ -9,7 +9,8 @@ use crate::error::{Result, RuntimeError};
 /// part: write a temporary file beside it and rename it over. No fsync: this guards against
 /// a runtime killed mid-write; the state lives in /run, which a power loss empties anyway.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // Unique per process: two runtimes may write the same file at once.
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(|e| RuntimeError::io("create", &tmp, e))?;
     file.write_all(data)
         .map_err(|e| RuntimeError::io("write", &tmp, e))?;

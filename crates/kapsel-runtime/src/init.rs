@@ -34,7 +34,7 @@ pub struct InitConfig<'a> {
     pub console: Option<OwnedFd>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
-    pub seccomp: Option<&'a kapsel_seccomp::Filter>,
+    pub seccomp: Option<&'a kapsel_seccomp::Program>,
 }
 
 /// The intermediate process. Never returns.

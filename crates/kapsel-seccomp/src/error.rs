@@ -7,6 +7,15 @@ pub type LibseccompError = libseccomp::error::SeccompError;
 /// message names the config field (or profile entry) at fault and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
+    #[error("exporting the compiled seccomp program: {source}")]
+    Export {
+        #[source]
+        source: LibseccompError,
+    },
+    #[error("reading the compiled seccomp program: {0}")]
+    ExportIo(#[source] std::io::Error),
+    #[error("loading the seccomp program into the kernel: {0} (without no_new_privs this needs CAP_SYS_ADMIN)")]
+    LoadProgram(#[source] std::io::Error),
     #[error("{field}: errnoRet {value} does not fit the 16 bits seccomp returns; use 0..=65535")]
     ErrnoOutOfRange { field: String, value: u32 },
 

@@ -37,6 +37,11 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The BPF program this filter compiles to, ready to load without libseccomp.
+    pub fn compile(&self) -> Result<crate::Program, SeccompError> {
+        crate::Program::compile(&self.ctx, self.notifies)
+    }
+
     /// True when a rule hands syscalls to a seccomp agent (SCMP_ACT_NOTIFY).
     pub fn notifies(&self) -> bool {
         self.notifies

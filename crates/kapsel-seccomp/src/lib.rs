@@ -14,6 +14,7 @@ mod error;
 mod filter;
 mod host;
 mod profile;
+mod program;
 
 use std::os::fd::OwnedFd;
 
@@ -21,6 +22,14 @@ use oci_spec::runtime::LinuxSeccomp;
 
 pub use error::{LibseccompError, SeccompError};
 pub use filter::Filter;
+pub use program::Program;
+
+/// The version of the libseccomp library in use (compiled programs depend on it).
+pub fn libseccomp_version() -> String {
+    libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default()
+}
 
 /// Docker's default profile (moby profiles/seccomp/default.json).
 const DOCKER_DEFAULT_PROFILE: &str = include_str!("../profiles/docker-default.json");

@@ -103,7 +103,7 @@ fn launch(
     cgroup.apply(&crate::cgroup::resources(spec))?;
     tracing::debug!(id = %opts.id, "cgroup ready");
     let seccomp_config = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-    let seccomp = crate::seccomp::filter(seccomp_config.as_ref())?;
+    let seccomp = crate::seccomp::program(root, seccomp_config.as_ref())?;
     let (ours, theirs) = channel::pair()?;
     let cfg = InitConfig {
         spec,

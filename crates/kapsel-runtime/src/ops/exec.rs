@@ -42,7 +42,7 @@ pub fn exec(root: &StateRoot, opts: ExecOptions) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).ctx(|| "prctl PR_SET_CHILD_SUBREAPER")?;
     }
     let (console, proxied) = console_for(&opts)?;
-    let pid = spawn(&c, &opts, console)?;
+    let pid = spawn(root, &c, &opts, console)?;
     if let Some(pid_file) = &opts.pid_file {
         crate::fsutil::write_atomic(pid_file, pid.to_string().as_bytes())?;
     }
@@ -86,9 +86,14 @@ fn console_for(opts: &ExecOptions) -> Result<(Option<OwnedFd>, Option<OwnedFd>)>
     }
 }
 
-fn spawn(c: &Container, opts: &ExecOptions, console: Option<OwnedFd>) -> Result<i32> {
+fn spawn(
+    root: &StateRoot,
+    c: &Container,
+    opts: &ExecOptions,
+    console: Option<OwnedFd>,
+) -> Result<i32> {
     let namespaces = crate::namespaces::of_process(c.pid)?;
-    let seccomp = crate::seccomp::filter(c.seccomp.as_ref())?;
+    let seccomp = crate::seccomp::program(root, c.seccomp.as_ref())?;
     let (ours, theirs) = channel::pair()?;
     // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
     let intermediate = match unsafe { crate::spawn::fork_in_cgroup(&c.cgroup) }? {
@@ -134,7 +139,7 @@ fn wait_started(chan: &Channel, c: &Container) -> Result<i32> {
 fn join_and_fork(
     opts: &ExecOptions,
     namespaces: &[LinuxNamespace],
-    seccomp: Option<&kapsel_seccomp::Filter>,
+    seccomp: Option<&kapsel_seccomp::Program>,
     console: Option<OwnedFd>,
     chan: Channel,
 ) -> ! {

@@ -10,7 +10,7 @@ mod rlimits;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use kapsel_seccomp::Filter;
+use kapsel_seccomp::Program;
 use nix::unistd::chdir;
 use oci_spec::runtime::Process;
 
@@ -42,7 +42,7 @@ pub fn attach_terminal(process: &Process, console: &OwnedFd) -> Result<()> {
 /// The seccomp filter goes in as late as the kernel allows: without no_new_privs only while
 /// the process still has CAP_SYS_ADMIN (before the capability drop), with it after
 /// everything else. Either way the rest of setup runs under the filter, as with runc.
-pub fn prepare(process: &Process, seccomp: Option<&Filter>) -> Result<Prepared> {
+pub fn prepare(process: &Process, seccomp: Option<&Program>) -> Result<Prepared> {
     rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let mut seccomp_notify = None;
