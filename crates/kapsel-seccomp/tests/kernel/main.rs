@@ -6,4 +6,5 @@ mod arguments;
 mod child;
 mod docker;
 mod notify;
+mod program;
 mod validation;
