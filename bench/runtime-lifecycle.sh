@@ -11,6 +11,10 @@ RUNS=${RUNS:-50}; WARMUP=${WARMUP:-5}
 KAPSEL=${KAPSEL:-$PWD/target/release/kapsel-runtime}
 cargo build --release --locked -p kapsel-runtime -p kapsel-seccomp --example docker-default >&2
 OUT=$(mktemp -d /tmp/kapsel-bench-XXXXXX)
+# Measured as installed (scripts/install-runtime.sh: an immutable copy).
+./scripts/install-runtime.sh "$KAPSEL" "$OUT/kapsel-runtime"
+trap 'chattr -i "$OUT/kapsel-runtime" 2>/dev/null || true' EXIT
+KAPSEL=$OUT/kapsel-runtime
 B=$OUT/bundle
 KAPSEL_RUNTIME=$KAPSEL ./scripts/make-busybox-bundle.sh "$B" true >/dev/null
 ./target/release/examples/docker-default > "$OUT/seccomp.json"

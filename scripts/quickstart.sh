@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cargo build --release --locked --workspace --bins --examples
-install -m 0755 target/release/kapsel-runtime /usr/local/bin/kapsel-runtime
+./scripts/install-runtime.sh target/release/kapsel-runtime /usr/local/bin/kapsel-runtime
 qs=/var/lib/kapsel/quickstart
 rm -rf "$qs"
 # The built-in hello-world image's program, as its own root filesystem.

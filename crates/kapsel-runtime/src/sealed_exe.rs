@@ -8,7 +8,8 @@
 //! detached read-only bind mount of its binary (open_tree + mount_setattr): the exe every
 //! later process sees is on a read-only mount, and writing it fails with EROFS. That costs
 //! one execve and no copy; kernels without mount_setattr (before 5.12) get a sealed memfd
-//! copy instead, as older runc did.
+//! copy instead, as older runc did. A binary already on a read-only mount, or marked
+//! immutable, needs none of this.
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -22,7 +23,7 @@ use crate::error::{Result, RuntimeError};
 /// runs from one (so the re-executed process goes on). Returns only when nothing had to be
 /// done.
 pub fn ensure() -> Result<()> {
-    if runs_read_only() {
+    if runs_read_only() || is_immutable() {
         return Ok(());
     }
     let exe = match read_only_clone() {
@@ -34,6 +35,22 @@ pub fn ensure() -> Result<()> {
 
 fn runs_read_only() -> bool {
     statvfs("/proc/self/exe").is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY))
+}
+
+/// An installed binary marked immutable (`chattr +i`, as `scripts/install.sh` does) cannot
+/// be written even by root without CAP_LINUX_IMMUTABLE, which containers do not get: then
+/// the re-exec (about 1.5 ms per command) is not needed.
+fn is_immutable() -> bool {
+    // FS_IOC_GETFLAGS and FS_IMMUTABLE_FL (linux/fs.h).
+    const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+    const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+    let Ok(exe) = std::fs::File::open("/proc/self/exe") else {
+        return false;
+    };
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long through a valid pointer.
+    let ok = unsafe { libc::ioctl(exe.as_raw_fd(), FS_IOC_GETFLAGS, &mut flags) } == 0;
+    ok && flags & FS_IMMUTABLE_FL != 0
 }
 
 fn sys_error(what: &str) -> RuntimeError {

@@ -831,9 +831,10 @@ attack dd
 echo done > /out/finished
 "#;
 
-/// Checks the attack's log and the binary's hash.
+/// Checks the attack's log and the binary's hash; `refusal` is the error kapsel's
+/// protection gives a write.
 #[track_caller]
-fn assert_binary_intact(t: &Test, copy: &Path, sum: &str) {
+fn assert_binary_intact(t: &Test, copy: &Path, sum: &str, refusal: &str) {
     let ok = wait_until(Duration::from_secs(20), || t.out.join("finished").exists());
     let log = t.read_out("log");
     assert!(ok, "the attacker never finished; its log:\n{log}");
@@ -855,19 +856,37 @@ fn assert_binary_intact(t: &Test, copy: &Path, sum: &str) {
     for m in ["write-append", "write-dd"] {
         let r = field(&log, m).unwrap_or_else(|| panic!("no {m} in the log:\n{log}"));
         if !runtime_is_runc() {
-            // kapsel runs from a read-only detached mount of its binary.
-            assert!(
-                r.contains("Read-only file system"),
-                "{m}: expected EROFS: {r}\n{log}"
-            );
+            assert!(r.contains(refusal), "{m}: expected {refusal:?}: {r}\n{log}");
         }
     }
 }
 
+/// kapsel runs from a read-only detached mount of its binary: writes get EROFS.
 #[test]
 fn runtime_binary_not_writable_through_proc_exe_of_init() {
     let t = test_env!();
     let (copy, sum) = runtime_copy(&t);
+    attack_init_exe(&t, &copy, &sum, "Read-only file system");
+}
+
+/// An installed binary marked immutable (as scripts/install.sh does) is run as it is, and
+/// the immutable flag refuses the write (EPERM) even with CAP_DAC_OVERRIDE.
+#[test]
+fn immutable_runtime_binary_not_writable_through_proc_exe_of_init() {
+    let t = test_env!();
+    let (copy, sum) = runtime_copy(&t);
+    if !common::host("chattr", &["+i", &copy.to_string_lossy()]).success() {
+        eprintln!("SKIP: this filesystem has no immutable attribute");
+        return;
+    }
+    let unlock = copy.clone();
+    t.on_cleanup(move || {
+        common::host("chattr", &["-i", &unlock.to_string_lossy()]);
+    });
+    attack_init_exe(&t, &copy, &sum, "Operation not permitted");
+}
+
+fn attack_init_exe(t: &Test, copy: &Path, sum: &str, refusal: &str) {
     let id = t.id();
     let mut cfg = t.spec(&id, &["sleep", "1000"]);
     add_mount(
@@ -908,7 +927,7 @@ echo "exe1|$(readlink /proc/1/exe)" >> $log
     .ok("exec the attacker into the created container");
     t.wait_out("ready");
     t.rt(&["start", &id]).ok("start");
-    assert_binary_intact(&t, &copy, &sum);
+    assert_binary_intact(t, copy, sum, refusal);
     let log = t.read_out("log");
     if field(&log, "open") != Some("refused") {
         assert!(
@@ -999,7 +1018,7 @@ while readlink /proc/$victim/exe >/dev/null 2>&1; do usleep 10000; done
     drop(cmd);
     // The attack ends (the victim found and killed, or given up on) before the pipe is
     // read: a runtime that reports a failed exec on its stderr blocks until then too.
-    assert_binary_intact(&t, &copy, &sum);
+    assert_binary_intact(&t, &copy, &sum, "Read-only file system");
     // What the victim or the runtime wrote after the filler.
     let victim_out = drain(r);
     let done = wait_until(RT_TIMEOUT, || child.try_wait().unwrap().is_some());
