@@ -46,22 +46,7 @@ use common::{
 use serde_json::{json, Value};
 
 /// Docker's default capability set (moby oci/caps/defaults.go).
-const DOCKER_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+const DOCKER_CAPS: &[&str] = kapsel_seccomp::DOCKER_DEFAULT_CAPABILITIES;
 
 const EPERM_TEXT: &str = "Operation not permitted";
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
@@ -77,8 +62,8 @@ fn docker_seccomp(caps: &[&str]) -> Value {
 /// What `docker run` gives a container: Docker's capabilities, its seccomp profile, and
 /// no_new_privs off (so the runtime must load the filter while it still may).
 fn docker_defaults(cfg: &mut Value) {
-    set_caps(cfg, &DOCKER_CAPS);
-    cfg["linux"]["seccomp"] = docker_seccomp(&DOCKER_CAPS);
+    set_caps(cfg, DOCKER_CAPS);
+    cfg["linux"]["seccomp"] = docker_seccomp(DOCKER_CAPS);
     cfg["process"]["noNewPrivileges"] = json!(false);
 }
 
@@ -417,8 +402,8 @@ fn capabilities_are_the_configured_set_and_enforced() {
     assert_eperm(&r, "mknod", &out);
 
     // Control: with them, the same operations work, so the refusals are the capabilities'.
-    let out = run(&DOCKER_CAPS);
-    check_masks(&out, &DOCKER_CAPS);
+    let out = run(DOCKER_CAPS);
+    check_masks(&out, DOCKER_CAPS);
     let r = tried(&out);
     assert_eq!(get(&r, "chown", &out).status, 0, "{out}");
     assert_eq!(get(&r, "mknod", &out).status, 0, "{out}");
@@ -1190,7 +1175,7 @@ fn parity_with_runc_docker_default_seccomp_and_caps() {
     }
     assert_eq!(
         status_field(&tested, "CapEff").map(parse_mask),
-        Some(cap_mask(&DOCKER_CAPS))
+        Some(cap_mask(DOCKER_CAPS))
     );
     let (r, g) = (tried(&reference), tried(&tested));
     for name in ["unshare-U", "mount"] {

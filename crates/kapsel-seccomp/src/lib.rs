@@ -31,6 +31,25 @@ pub fn libseccomp_version() -> String {
         .unwrap_or_default()
 }
 
+/// Docker's default capability set (what `docker run` grants without --cap-add/--cap-drop),
+/// the set Docker's profile is usually converted for.
+pub const DOCKER_DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// Docker's default profile (moby profiles/seccomp/default.json).
 const DOCKER_DEFAULT_PROFILE: &str = include_str!("../profiles/docker-default.json");
 

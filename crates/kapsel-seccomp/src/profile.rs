@@ -166,22 +166,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const DEFAULT_CAPS: &[&str] = &[
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
+    const DEFAULT_CAPS: &[&str] = crate::DOCKER_DEFAULT_CAPABILITIES;
 
     fn amd64(kernel: u32, major: u32) -> Host {
         Host {

@@ -8,22 +8,7 @@ use libc::{c_long, CLONE_NEWNS, CLONE_NEWUSER, EINVAL, ENOENT, ENOSYS, EPERM, SI
 
 use crate::child::{errno, getpid, run_filtered, sys, Exit, Outcome};
 
-const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+const DEFAULT_CAPS: &[&str] = kapsel_seccomp::DOCKER_DEFAULT_CAPABILITIES;
 
 /// A mount target that does not exist: mount fails with ENOENT unless the filter stops it.
 const MISSING_TARGET: &CStr = c"/nonexistent-kapsel-seccomp-target";
