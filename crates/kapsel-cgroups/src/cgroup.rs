@@ -162,6 +162,15 @@ impl Cgroup {
         }
     }
 
+    /// Processes killed by the OOM killer in this cgroup so far (0 without a memory
+    /// controller).
+    pub fn oom_kills(&self) -> Result<u64> {
+        match self.files(Controller::Memory) {
+            Some(f) => crate::controllers::memory::oom_kills(f),
+            None => Ok(0),
+        }
+    }
+
     pub fn stats(&self) -> Result<Stats> {
         crate::controllers::stats(self)
     }

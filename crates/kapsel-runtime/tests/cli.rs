@@ -276,3 +276,46 @@ fn features_prints_json() {
         assert!(opts.iter().any(|x| x == o), "mount option {o}: {v}");
     }
 }
+
+#[test]
+fn events_reports_an_oom_kill() {
+    let t = test_env!();
+    // A child of the init shell grows a 100 MB string under a 32 MiB limit and is
+    // OOM-killed; the init goes on sleeping, so the container keeps running.
+    let script = "sleep 0.3; (x=$(yes | head -c 100000000)); sleep 1000";
+    let (id, _) = t.started(&["sh", "-c", script], |cfg| {
+        let mib = 1024 * 1024;
+        cfg["linux"]["resources"]["memory"] =
+            serde_json::json!({"limit": 32 * mib, "swap": 32 * mib});
+    });
+    let mut child = t
+        .rt_cmd(&["events", "--interval", "200ms", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut oom = None;
+    while oom.is_none() && start.elapsed() < Duration::from_secs(10) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            if v["type"] == "oom" {
+                oom = Some(v);
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let oom = oom.expect("no oom event within 10 s");
+    assert_eq!(oom["id"], id.as_str());
+}

@@ -128,6 +128,16 @@ fn swap_v2(dir: &Path, limit: Option<i64>, swap: Option<i64>) -> Result<()> {
     fs::write(&file, &max_or(value))
 }
 
+/// How many processes the OOM killer has killed in this cgroup (v1 memory.oom_control and
+/// v2 memory.events both count them as `oom_kill`).
+pub(crate) fn oom_kills(f: Files) -> Result<u64> {
+    let file = match f {
+        Files::V1(dir) => dir.join("memory.oom_control"),
+        Files::V2(dir) => dir.join("memory.events"),
+    };
+    Ok(read_keyed(&file)?.get("oom_kill").copied().unwrap_or(0))
+}
+
 pub(crate) fn stats(f: Files, out: &mut Memory) -> Result<()> {
     match f {
         Files::V1(dir) => stats_v1(dir, out),

@@ -8,7 +8,7 @@ pub(crate) mod cpuset;
 mod devices;
 pub(crate) mod freezer;
 mod hugetlb;
-mod memory;
+pub(crate) mod memory;
 mod network;
 mod pids;
 mod rdma;
