@@ -67,6 +67,87 @@ pub enum ImageError {
     UnsupportedCompression { format: &'static str },
     #[error("snapshot directory {path} already exists: remove it or unpack elsewhere")]
     SnapshotExists { path: PathBuf },
+    // The image metadata database (metadata.rs).
+    #[error(
+        "opening the image database {path}: {source}: check the file's permissions, or move \
+         it aside if it is not an image database (images are then listed anew by re-pulling)"
+    )]
+    DatabaseOpen {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the image database {path} has schema version {version}, newer than the {supported} \
+         this kapsel knows: upgrade kapsel"
+    )]
+    DatabaseTooNew {
+        path: PathBuf,
+        version: i64,
+        supported: i64,
+    },
+    #[error(
+        "the image database stayed locked by another kapsel process for the whole busy \
+         timeout: retry once it finishes"
+    )]
+    DatabaseBusy(#[source] rusqlite::Error),
+    #[error("image database: {0}")]
+    Database(#[source] rusqlite::Error),
+    #[error("no such image: {name}: pull it, or see `image ls` for the images here")]
+    ImageNotFound { name: String },
+    #[error("image ID prefix {prefix:?} matches {count} images: give more of the ID")]
+    AmbiguousImageId { prefix: String, count: usize },
+    #[error("image {id} is tagged as {tags}: untag it or force")]
+    ImageTagged { id: Digest, tags: String },
+    #[error("image config {id}: {reason}")]
+    InvalidImageConfig { id: Digest, reason: String },
+    #[error("layer {chain_id} belongs to no image in the database: add its image first")]
+    UnknownLayer { chain_id: Digest },
+    // Image archives (archive.rs).
+    #[error(
+        "archive member {member:?} refused: {reason}; the archive is corrupt or hostile: \
+         do not load it"
+    )]
+    ArchiveMemberRefused { member: String, reason: String },
+    #[error(
+        "the archive has no member {member:?}, which {needed_by} needs: the archive is \
+         truncated or incomplete: save it again"
+    )]
+    ArchiveMemberMissing { member: String, needed_by: String },
+    #[error("invalid image archive: {reason}")]
+    InvalidArchive { reason: String },
+    #[error("{name} is not a valid {what}: {source}")]
+    InvalidJson {
+        name: String,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "layer {layer:?}: its uncompressed content hashes to {actual}, but the image \
+         config's rootfs.diff_ids says {expected}: the archive is corrupt or was tampered \
+         with: save it again"
+    )]
+    DiffIdMismatch {
+        layer: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{op} the image archive: {source}")]
+    ArchiveIo {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{name} is over {limit} bytes, too large to be the {what} it should be: check \
+         the digest or archive member name that led to it"
+    )]
+    JsonTooLarge {
+        name: String,
+        what: &'static str,
+        limit: u64,
+    },
 }
 
 impl ImageError {

@@ -42,6 +42,31 @@ impl Snapshots {
         self.layer_dir(chain_id).is_dir()
     }
 
+    /// The chain IDs of all unpacked layers, sorted. Entries not named by a chain ID are
+    /// skipped: they are unpack staging directories (`.<name>.unpacking-…`), not layers.
+    pub fn layers(&self) -> Result<Vec<Digest>> {
+        let dir = self.root.join("layers");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // Nothing was ever unpacked here.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ImageError::io("list", &dir, e)),
+        };
+        let mut chain_ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| ImageError::io("list", &dir, e))?;
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
+                chain_ids.push(id);
+            }
+        }
+        chain_ids.sort();
+        Ok(chain_ids)
+    }
+
     fn container_dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
     }

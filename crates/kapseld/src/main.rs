@@ -1,0 +1,95 @@
+//! kapseld: dockerd's flags, the Engine API on unix sockets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use kapseld::api::{self, AppState};
+use kapseld::daemon::{self, DaemonConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "kapseld",
+    version,
+    about = "The kapsel daemon (Docker Engine API)"
+)]
+struct Flags {
+    /// Where images, containers and volumes are kept.
+    #[arg(long, default_value = "/var/lib/kapsel")]
+    data_root: PathBuf,
+    /// Where runtime state (sockets, container state) is kept.
+    #[arg(long, default_value = "/run/kapsel")]
+    exec_root: PathBuf,
+    /// Socket(s) to listen on: unix:///path (may be given several times).
+    #[arg(short = 'H', long = "host", default_value = "unix:///run/kapsel.sock")]
+    hosts: Vec<String>,
+    #[arg(short = 'p', long)]
+    pidfile: Option<PathBuf>,
+    /// debug, info, warn or error.
+    #[arg(short = 'l', long, default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> Result<()> {
+    let flags = Flags::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&flags.log_level))
+        .with_writer(std::io::stderr)
+        .init();
+    // One thread: the daemon mostly waits, and an idle daemon should cost little memory.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(flags))
+}
+
+async fn serve(flags: Flags) -> Result<()> {
+    let config = DaemonConfig {
+        data_root: flags.data_root,
+        exec_root: flags.exec_root,
+        hosts: flags.hosts,
+        pidfile: flags.pidfile,
+    };
+    if let Some(pidfile) = &config.pidfile {
+        std::fs::write(pidfile, std::process::id().to_string())
+            .with_context(|| format!("writing {}", pidfile.display()))?;
+    }
+    let state = AppState {
+        config: Arc::new(config.clone()),
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    for host in &config.hosts {
+        let path = daemon::socket_path(host)?;
+        let listener = daemon::bind(&path)?;
+        tracing::info!(socket = %path.display(), "API listening");
+        let app = api::service(state.clone());
+        servers.spawn(async move { axum::serve(listener, app).await });
+    }
+    tokio::select! {
+        done = servers.join_next() => {
+            done.context("no socket to serve")?.context("server task")?.context("serving the API")?;
+        }
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    for host in &config.hosts {
+        if let Ok(path) = daemon::socket_path(host) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    if let Some(pidfile) = &config.pidfile {
+        let _ = std::fs::remove_file(pidfile);
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
