@@ -7,6 +7,8 @@ PKGS=(
   busybox-static                  # test and quick-start root filesystems
   runc                            # the reference runtime for parity tests and benchmarks
   podman                          # drop-in test: kapsel under podman --runtime (tests/podman.rs)
+  skopeo umoci                    # image interop tests read kapsel's OCI archives with them
+  e2fsprogs                       # chattr: the installed runtime binary is made immutable
   hyperfine                       # benchmarks
   iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
 )
