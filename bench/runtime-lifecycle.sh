@@ -3,7 +3,7 @@
 # against runc in the same run, interleaved by hyperfine, for two configs:
 #   plain    runc's default config.json (`runc spec`, args true, no terminal)
 #   hardened the same plus Docker's default capability set and seccomp profile
-# Prints medians and ratios; raw JSON stays in $OUT.
+# Prints medians and ratios (hyperfine's JSON is removed with the temporary dir).
 #   RUNS (default 50), WARMUP (5), KAPSEL (default target/release/kapsel-runtime)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ cargo build --release --locked -p kapsel-runtime -p kapsel-seccomp --example doc
 OUT=$(mktemp -d /tmp/kapsel-bench-XXXXXX)
 # Measured as installed (scripts/install-runtime.sh: an immutable copy).
 ./scripts/install-runtime.sh "$KAPSEL" "$OUT/kapsel-runtime"
-trap 'chattr -i "$OUT/kapsel-runtime" 2>/dev/null || true' EXIT
+trap 'chattr -i "$OUT/kapsel-runtime" 2>/dev/null || true; rm -rf "$OUT"' EXIT
 KAPSEL=$OUT/kapsel-runtime
 B=$OUT/bundle
 KAPSEL_RUNTIME=$KAPSEL ./scripts/make-busybox-bundle.sh "$B" true >/dev/null
@@ -50,4 +50,3 @@ for k, v in r.items():
 print(f"{sys.argv[2]:9s} ratio kapsel-runtime / runc (medians): {med['kapsel-runtime'] / med['runc']:.2f}")
 PY
 done
-rm -rf "$B"
