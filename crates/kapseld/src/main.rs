@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use kapsel_image::store::ImageStore;
 use kapseld::api::{self, AppState};
 use kapseld::daemon::{self, DaemonConfig};
 
@@ -56,8 +57,11 @@ async fn serve(flags: Flags) -> Result<()> {
         std::fs::write(pidfile, std::process::id().to_string())
             .with_context(|| format!("writing {}", pidfile.display()))?;
     }
+    let images = ImageStore::open(&config.data_root)
+        .with_context(|| format!("opening the images in {}", config.data_root.display()))?;
     let state = AppState {
         config: Arc::new(config.clone()),
+        images: Arc::new(images),
     };
     let mut servers = tokio::task::JoinSet::new();
     for host in &config.hosts {

@@ -1,5 +1,6 @@
 //! The Engine API: routing, API version negotiation, and Docker-shaped errors.
 
+mod images;
 mod system;
 
 use axum::body::Body;
@@ -7,8 +8,11 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use axum::Router;
+
+use kapsel_image::store::ImageStore;
+use kapsel_image::ImageError;
 
 use crate::daemon::DaemonConfig;
 
@@ -20,6 +24,7 @@ pub const MIN_API_VERSION: &str = "1.24";
 #[derive(Clone)]
 pub struct AppState {
     pub config: std::sync::Arc<DaemonConfig>,
+    pub images: std::sync::Arc<ImageStore>,
 }
 
 /// The whole API as one service: the version gate runs before routing, because it strips
@@ -29,6 +34,11 @@ pub fn service(state: AppState) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/images/json", get(images::list))
+        .route("/images/load", post(images::load))
+        .route("/images/get", get(images::save_named))
+        .route("/images/create", post(images::create))
+        .route("/images/{*rest}", any(images::by_name))
         .fallback(not_found)
         .with_state(state);
     // Wrapping the router (rather than Router::layer, which runs after routing) lets the
@@ -107,10 +117,54 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
+            status,
             message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+/// Image errors with the status and, where the docker CLI matches on it, the wording
+/// dockerd uses.
+impl From<ImageError> for ApiError {
+    fn from(err: ImageError) -> Self {
+        use ImageError::*;
+        match err {
+            ImageNotFound { name } => {
+                Self::new(StatusCode::NOT_FOUND, format!("No such image: {name}"))
+            }
+            ImageTagged { id, .. } => Self::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in \
+                     multiple repositories",
+                    &id.hex()[..12]
+                ),
+            ),
+            InvalidReference { .. }
+            | InvalidDigest { .. }
+            | AmbiguousImageId { .. }
+            | InvalidArchive { .. }
+            | ArchiveMemberRefused { .. }
+            | ArchiveMemberMissing { .. }
+            | ArchiveIo { .. }
+            | InvalidJson { .. }
+            | JsonTooLarge { .. }
+            | DiffIdMismatch { .. }
+            | DigestMismatch { .. }
+            | EntryRefused { .. }
+            | UnsupportedCompression { .. }
+            | InvalidImageConfig { .. } => Self::bad_request(err.to_string()),
+            _ => Self::internal(err.to_string()),
         }
     }
 }
@@ -127,8 +181,12 @@ impl IntoResponse for ApiError {
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        message: format!("page not found: {} {}", req.method(), req.uri().path()),
-    }
+    page_not_found(req.method(), req.uri().path())
+}
+
+fn page_not_found(method: &axum::http::Method, path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("page not found: {method} {path}"),
+    )
 }
