@@ -67,6 +67,18 @@ pub enum ImageError {
     UnsupportedCompression { format: &'static str },
     #[error("snapshot directory {path} already exists: remove it or unpack elsewhere")]
     SnapshotExists { path: PathBuf },
+    #[error("unpacking layer {blob} of image {image}: {source}")]
+    LayerUnpack {
+        image: String,
+        blob: Digest,
+        #[source]
+        source: Box<ImageError>,
+    },
+    #[error(
+        "the layer unpacked to content hashing to {actual}, but the image records diff ID \
+         {expected}: the stored blob is corrupt: remove the image and load or pull it again"
+    )]
+    UnpackedDiffIdMismatch { expected: Digest, actual: Digest },
     // The image metadata database (metadata.rs).
     #[error(
         "opening the image database {path}: {source}: check the file's permissions, or move \

@@ -1,12 +1,14 @@
 //! One engine's images as a whole: the content store, the metadata database and the
 //! snapshots under a data root, with the operations an image API needs (load, list,
-//! inspect, tag, remove, save).
+//! inspect, tag, remove, save) and a container's root filesystem made from an image.
 //!
 //! The database handle sits behind a mutex so one `ImageStore` can be shared by threads;
-//! blob and archive work runs outside it.
+//! blob, archive and unpack work runs outside it.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Value};
@@ -15,9 +17,10 @@ use crate::archive::{self, SaveFormat, SaveImage};
 use crate::content::ContentStore;
 use crate::digest::Digest;
 use crate::error::{ImageError, Result};
-use crate::metadata::{ImageDb, ImageRecord, LayerBlob, NewImage};
+use crate::metadata::{ImageDb, ImageRecord, LayerBlob, LayerRecord, NewImage};
 use crate::reference::Reference;
 use crate::snapshot::Snapshots;
+use crate::unpack::{self, UnpackOptions, WhiteoutMode};
 
 /// What removing a name did, in the order Docker reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +216,106 @@ impl ImageStore {
             })
             .collect::<Result<Vec<_>>>()?;
         archive::save(&self.content, &images, SaveFormat::DockerArchive, out)
+    }
+
+    /// Mounts a root filesystem for container `container_id` from `image` (name or ID),
+    /// unpacking the image's layers that are not unpacked yet, and returns the mount
+    /// point. Undo with [`ImageStore::release_rootfs`].
+    pub fn prepare_rootfs(&self, image: &str, container_id: &str) -> Result<PathBuf> {
+        let record = self.resolve(image)?;
+        let layers = self.db().layers_of(&record.id)?;
+        self.unpack_missing(image, &layers)?;
+        let chain: Vec<Digest> = layers.into_iter().map(|l| l.chain_id).collect();
+        self.snapshots.mount_rootfs(container_id, &chain)
+    }
+
+    /// Unmounts the container's root filesystem and removes its writes; the image's layers
+    /// stay for other containers.
+    pub fn release_rootfs(&self, container_id: &str) -> Result<()> {
+        self.snapshots.remove_rootfs(container_id)
+    }
+
+    /// Unpacks the layers whose snapshot directory is missing, several at once: each
+    /// layer goes into its own directory, so order does not matter. Then records every
+    /// layer as unpacked (also one unpacked by another process that had not recorded it).
+    fn unpack_missing(&self, image: &str, layers: &[LayerRecord]) -> Result<()> {
+        let missing: Vec<(usize, &LayerRecord)> = layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !self.snapshots.has_layer(&l.chain_id))
+            .collect();
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .min(missing.len());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| scope.spawn(|| self.unpack_queued(image, &missing, &next)))
+                .collect();
+            // The first error; the scope still waits for the other workers.
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })?;
+        for layer in layers.iter().filter(|l| !l.unpacked) {
+            self.db().mark_unpacked(&layer.chain_id)?;
+        }
+        Ok(())
+    }
+
+    /// One unpack worker: takes the next layer of `queue` (with its position in the
+    /// image) until none is left or one fails.
+    fn unpack_queued(
+        &self,
+        image: &str,
+        queue: &[(usize, &LayerRecord)],
+        next: &AtomicUsize,
+    ) -> Result<()> {
+        while let Some((position, layer)) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
+            self.unpack_layer(layer, *position == 0)
+                .map_err(|e| ImageError::LayerUnpack {
+                    image: image.to_string(),
+                    blob: layer.blob.clone(),
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Unpacks one layer blob into its snapshot directory and checks that it is the layer
+    /// the image config names.
+    fn unpack_layer(&self, layer: &LayerRecord, bottom: bool) -> Result<()> {
+        let target = self.snapshots.layer_dir(&layer.chain_id);
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| ImageError::io("create directory", dir, e))?;
+        }
+        let options = UnpackOptions {
+            // The bottom layer has nothing below it to hide.
+            whiteouts: if bottom {
+                WhiteoutMode::Drop
+            } else {
+                WhiteoutMode::Overlay
+            },
+            ..UnpackOptions::default()
+        };
+        let blob = self.content.open_blob(&layer.blob)?;
+        let summary = match unpack::apply_layer(blob, &target, &options) {
+            Ok(summary) => summary,
+            // Another thread or process unpacked it meanwhile; apply_layer only ever
+            // publishes a complete directory (one rename), so it is ready to use.
+            Err(ImageError::SnapshotExists { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if summary.diff_id != layer.diff_id {
+            // apply_layer has already published it: take it back so no rootfs uses it.
+            std::fs::remove_dir_all(&target)
+                .map_err(|e| ImageError::io("remove mismatched layer", &target, e))?;
+            return Err(ImageError::UnpackedDiffIdMismatch {
+                expected: layer.diff_id.clone(),
+                actual: summary.diff_id,
+            });
+        }
+        Ok(())
     }
 
     fn db(&self) -> MutexGuard<'_, ImageDb> {
