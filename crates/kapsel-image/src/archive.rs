@@ -10,8 +10,10 @@
 //! Loading stages the archive in a private directory inside the store's root (same
 //! filesystem, nothing held in memory but the small JSON documents), verifies every image
 //! completely (blob digests, and each layer's uncompressed digest against the config's
-//! `rootfs.diff_ids`), and only then writes blobs into the content store, so a refused
-//! archive stores nothing. Every image ends up described by an OCI manifest in the store:
+//! `rootfs.diff_ids`), and only then puts blobs into the content store, so a refused
+//! archive stores nothing. A staged file was hashed as it was written and is on the
+//! store's filesystem, so it becomes a blob by an fsync and a hard link
+//! (`ContentStore::adopt_hashed`), not by a second copy of its bytes. Every image ends up described by an OCI manifest in the store:
 //! an OCI layout's own, or one synthesised for a docker-archive.
 
 use std::collections::{HashMap, HashSet};
@@ -26,7 +28,7 @@ use oci_spec::image::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::content::{unique_name, ContentStore};
+use crate::content::{start_writeback, unique_name, ContentStore};
 use crate::digest::{digest_reader, Digest, HashingReader};
 use crate::error::{ImageError, Result};
 use crate::reference::Reference;
@@ -72,6 +74,8 @@ const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest
 /// JSON documents are read into memory; containerd caps manifests at 4 MiB, configs of
 /// images with long histories are larger but nowhere near this.
 const MAX_JSON_BYTES: u64 = 16 << 20;
+/// Staged files are pushed towards the disk in chunks of this many bytes as they are written.
+const WRITEBACK_CHUNK: u64 = 8 << 20;
 /// Symlink chains longer than this are refused (a loop, or an archive built to stall us).
 const MAX_LINK_HOPS: usize = 16;
 
@@ -232,7 +236,8 @@ impl Staging {
         let mut hashing = HashingReader::new(data);
         // Not io::copy: a truncated archive (read error) and a full disk (write error)
         // need different errors.
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = vec![0u8; 256 << 10];
+        let (mut written, mut flushed) = (0u64, 0u64);
         loop {
             let n = hashing.read(&mut buf).map_err(|e| archive_io("read", e))?;
             if n == 0 {
@@ -240,6 +245,14 @@ impl Staging {
             }
             file.write_all(&buf[..n])
                 .map_err(|e| ImageError::io("write", &path, e))?;
+            written += n as u64;
+            // The file becomes a blob by a link once fsynced (`ContentStore::adopt_hashed`);
+            // getting its bytes to disk while the archive is still being read leaves that
+            // fsync little to wait for.
+            if written - flushed >= WRITEBACK_CHUNK {
+                start_writeback(&file, flushed, written - flushed);
+                flushed = written;
+            }
         }
         let (digest, size) = hashing.finish();
         Ok(StagedFile { path, digest, size })
@@ -443,9 +456,10 @@ struct Plan<'a> {
 
 impl Plan<'_> {
     fn commit(self, store: &ContentStore) -> Result<LoadedImage> {
+        // The staged files were hashed as they were written and are on the store's
+        // filesystem: they become blobs by a link, not a second copy of their bytes.
         for file in &self.blobs {
-            let data = File::open(&file.path).map_err(|e| ImageError::io("open", &file.path, e))?;
-            store.write_blob(Some(&file.digest), data)?;
+            store.adopt_hashed(&file.digest, &file.path)?;
         }
         store.write_blob(Some(&self.image.manifest), &self.manifest_bytes[..])?;
         Ok(self.image)

@@ -5,10 +5,13 @@
 //! to a temporary file in `ingest/` (same filesystem, so the final step is atomic), hashed
 //! while it streams in, and then hard-linked into place. `link` refuses to replace an
 //! existing name, so of two concurrent writers of the same blob one links and the other
-//! finds it already there; both succeed and the blob is stored once.
+//! finds it already there; both succeed and the blob is stored once. Files this crate has
+//! already written and hashed on the same filesystem (archive members staged by
+//! `archive::load`) are adopted the same way, fsynced and linked, without a copy.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +98,46 @@ impl ContentStore {
         ingest.commit(&self.blob_path(&digest))?;
         sync_dir(&self.blobs)?;
         Ok((digest, size))
+    }
+
+    /// Takes over a file that the crate itself wrote and hashed to `digest` while writing it
+    /// (an archive member staged by [`crate::archive::load`]), instead of copying its bytes:
+    /// the file is fsynced (the one durability point for its data), made read-only and
+    /// hard-linked under its digest. `path` must be on the store's filesystem and must not be
+    /// written to again; the caller removes it afterwards (the blob keeps the data).
+    ///
+    /// The digest is the caller's: it must come from hashing exactly the bytes written to
+    /// `path`, which is why this is not public. A blob over
+    /// [`StoreOptions::max_blob_size`] is refused.
+    pub(crate) fn adopt_hashed(&self, digest: &Digest, path: &Path) -> Result<u64> {
+        let file = File::open(path).map_err(|e| ImageError::io("open", path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| ImageError::io("stat", path, e))?
+            .len();
+        if let Some(limit) = self.options.max_blob_size {
+            if size > limit {
+                return Err(ImageError::BlobTooLarge {
+                    blob: digest.to_string(),
+                    limit,
+                });
+            }
+        }
+        if self.exists(digest)? {
+            return Ok(size);
+        }
+        file.sync_all()
+            .map_err(|e| ImageError::io("fsync", path, e))?;
+        file.set_permissions(fs::Permissions::from_mode(BLOB_MODE))
+            .map_err(|e| ImageError::io("chmod", path, e))?;
+        let target = self.blob_path(digest);
+        match fs::hard_link(path, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(ImageError::io("link blob into place at", &target, e)),
+        }
+        sync_dir(&self.blobs)?;
+        Ok(size)
     }
 
     /// Copies the stream into the ingest file, hashing it and enforcing the size limit,
@@ -221,6 +264,20 @@ fn blob_error(digest: &Digest, op: &'static str, path: &Path, err: io::Error) ->
     }
 }
 
+/// Asks the kernel to start writing `len` bytes of `file` from `offset` back to disk,
+/// without waiting. Only a hint: a later fsync is still what makes the data durable, but it
+/// finds less left to do, as the disk works while the writer is still producing data.
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: plain integer arguments and a descriptor `file` keeps open for the call; the
+    // call touches no memory of ours. Errors are ignored: nothing depends on it succeeding.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 /// Makes a new directory entry durable: fsync of a file does not cover its name.
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -287,4 +344,54 @@ pub(crate) fn unique_name() -> String {
         .map_or(0, |d| d.as_nanos());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{}-{nanos}-{n}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_root(name: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("kapsel-content-{name}-{}", unique_name()));
+        fs::create_dir_all(&root).unwrap();
+        root
+    }
+
+    #[test]
+    fn adopting_links_the_file_read_only_under_its_digest() {
+        let root = temp_root("adopt");
+        let store = ContentStore::open(root.join("store")).unwrap();
+        let staged = root.join("store").join("staged");
+        fs::write(&staged, b"layer bytes").unwrap();
+        let digest = Digest::of_bytes(b"layer bytes");
+
+        assert_eq!(store.adopt_hashed(&digest, &staged).unwrap(), 11);
+        // Again (already stored) is fine.
+        assert_eq!(store.adopt_hashed(&digest, &staged).unwrap(), 11);
+
+        store.verify(&digest).unwrap();
+        let meta = fs::metadata(store.blob_path(&digest)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, BLOB_MODE);
+        fs::remove_file(&staged).unwrap();
+        assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), b"layer bytes");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn adopting_respects_the_size_limit() {
+        let root = temp_root("adopt-limit");
+        let options = StoreOptions {
+            max_blob_size: Some(4),
+        };
+        let store = ContentStore::open_with(root.join("store"), options).unwrap();
+        let staged = root.join("store").join("staged");
+        fs::write(&staged, b"too large").unwrap();
+        let digest = Digest::of_bytes(b"too large");
+
+        assert!(matches!(
+            store.adopt_hashed(&digest, &staged),
+            Err(ImageError::BlobTooLarge { limit: 4, .. })
+        ));
+        assert!(!store.exists(&digest).unwrap());
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -18,6 +18,7 @@
 //! xattrs. Nothing is fsynced per file; one `syncfs` before the final rename makes the
 //! snapshot durable before it becomes visible.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
@@ -26,6 +27,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat2, AtFlags, Flock, FlockArg, OFlag, RenameFlags, AT_FDCWD};
@@ -36,7 +38,7 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, syncfs, unlinkat, Gid, Uid, UnlinkatFlags};
 
-use crate::content::unique_name;
+use crate::content::{start_writeback, unique_name};
 use crate::digest::{Digest, HashingReader};
 use crate::error::{ImageError, Result};
 
@@ -124,6 +126,9 @@ pub fn apply_layer(
     staging.commit(target)?;
     Ok(summary)
 }
+
+/// Files at least this large have their writeback started as soon as they are written.
+const WRITEBACK_MIN_BYTES: u64 = 256 << 10;
 
 /// Marks a staging directory: `.<snapshot name>.unpacking-<unique>`.
 const STAGING_MARKER: &str = ".unpacking-";
@@ -259,6 +264,7 @@ fn unpack_into(layer: impl Read, dir: &Path, options: &UnpackOptions) -> Result<
         entries: 0,
         dir_times: HashMap::new(),
         buf: vec![0; 128 << 10],
+        last_dir: RefCell::new(None),
     };
     let applied = applier.apply_all(&mut stream);
     // A bomb surfaces as a read error first; name it for what it is.
@@ -351,7 +357,7 @@ fn dir_flags() -> OFlag {
 
 /// A name inside an open directory: where an entry goes.
 struct Slot {
-    dir: OwnedFd,
+    dir: Rc<OwnedFd>,
     name: OsString,
 }
 
@@ -380,6 +386,10 @@ struct Applier<'a> {
     dir_times: HashMap<PathBuf, i64>,
     /// Reused for every file's data.
     buf: Vec<u8>,
+    /// The directory the last walk ended in, by its components: entries come grouped by
+    /// directory, so most walks can skip re-opening every component from the root.
+    /// Emptied whenever anything is removed, so it never names a replaced directory.
+    last_dir: RefCell<Option<(Vec<OsString>, Rc<OwnedFd>)>>,
 }
 
 impl Applier<'_> {
@@ -437,7 +447,23 @@ impl Applier<'_> {
     }
 
     /// Opens the directory `components` names, creating missing ones when `create`.
-    fn walk(&self, components: &[&OsStr], create: bool, entry: &str) -> Result<OwnedFd> {
+    fn walk(&self, components: &[&OsStr], create: bool, entry: &str) -> Result<Rc<OwnedFd>> {
+        if let Some((cached, fd)) = &*self.last_dir.borrow() {
+            if cached
+                .iter()
+                .map(OsString::as_os_str)
+                .eq(components.iter().copied())
+            {
+                return Ok(Rc::clone(fd));
+            }
+        }
+        let dir = Rc::new(self.walk_uncached(components, create, entry)?);
+        let key = components.iter().map(|c| c.to_os_string()).collect();
+        *self.last_dir.borrow_mut() = Some((key, Rc::clone(&dir)));
+        Ok(dir)
+    }
+
+    fn walk_uncached(&self, components: &[&OsStr], create: bool, entry: &str) -> Result<OwnedFd> {
         let mut dir = self
             .root
             .try_clone()
@@ -512,6 +538,8 @@ impl Applier<'_> {
         if is_dir && keep_dir {
             return Ok(true);
         }
+        // What is removed may be (or contain) the cached directory.
+        self.last_dir.get_mut().take();
         if is_dir {
             fs::remove_dir_all(slot.proc_path())
                 .map_err(|e| entry_error(entry, "remove replaced directory", e))?;
@@ -550,7 +578,13 @@ impl Applier<'_> {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(|e| entry_error(entry, "create file", e.into()))?;
-        copy_data(data, &mut File::from(fd), &mut self.buf, entry)?;
+        let mut file = File::from(fd);
+        if copy_data(data, &mut file, &mut self.buf, entry)? >= WRITEBACK_MIN_BYTES {
+            // Start the disk on this file's data now, while later entries are unpacked:
+            // the `syncfs` before the snapshot is published then has less to wait for.
+            start_writeback(&file, 0, 0);
+        }
+        drop(file);
         set_owner_mode_xattrs(&slot, meta, true, entry)?;
         set_mtime(&slot, meta.mtime, entry)
     }
@@ -758,16 +792,19 @@ fn pax_seconds(value: &[u8]) -> Option<i64> {
 }
 
 /// Copies entry data, telling a failing stream (corrupt layer) from a failing disk.
-fn copy_data(data: &mut impl Read, file: &mut File, buf: &mut [u8], entry: &str) -> Result<()> {
+/// Returns the number of bytes written.
+fn copy_data(data: &mut impl Read, file: &mut File, buf: &mut [u8], entry: &str) -> Result<u64> {
+    let mut written = 0u64;
     loop {
         let n = match data.read(buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(written),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(read_error(e)),
         };
         file.write_all(&buf[..n])
             .map_err(|e| entry_error(entry, "write file data", e))?;
+        written += n as u64;
     }
 }
 

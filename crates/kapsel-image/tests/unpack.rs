@@ -600,6 +600,35 @@ fn later_entries_replace_earlier_ones() {
     );
 }
 
+/// Entries of one directory in a row, then the directory replaced: later entries land in
+/// the replacement, never in the removed directory.
+#[test]
+fn a_replaced_directory_is_not_written_through() {
+    let sandbox = Sandbox::new();
+    let mut tar = Tar::new();
+    tar.dir("d")
+        .file("d/a", b"a")
+        .file("d/b", b"b")
+        .file("d", b"now a file")
+        .dir("d")
+        .file("d/c", b"c");
+    apply(&tar.bytes(), &sandbox.target()).unwrap();
+    let target = sandbox.target();
+    assert!(!target.join("d/a").exists());
+    assert_eq!(fs::read(target.join("d/c")).unwrap(), b"c");
+
+    let sandbox = Sandbox::new();
+    let mut tar = Tar::new();
+    tar.dir("d")
+        .file("d/a", b"a")
+        .link("d", EntryType::Symlink, "/tmp")
+        .file("d/b", b"through the symlink");
+    assert!(matches!(
+        apply(&tar.bytes(), &sandbox.target()),
+        Err(ImageError::EntryRefused { .. })
+    ));
+}
+
 #[test]
 fn pax_records_override_the_header() {
     let sandbox = Sandbox::new();
