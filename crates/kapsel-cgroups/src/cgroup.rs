@@ -71,12 +71,16 @@ const RMDIR_FIRST_DELAY: Duration = Duration::from_millis(5);
 
 impl Cgroup {
     pub fn new(h: &Hierarchy, path: &CgroupPath) -> Result<Cgroup> {
-        let own = OwnCgroups::read()?;
+        // Only a relative path needs the caller's own cgroups (read from /proc).
+        let own = matches!(path, CgroupPath::Relative(_))
+            .then(OwnCgroups::read)
+            .transpose()?;
+        let own = || own.as_ref().expect("read for relative paths");
         let v1 = h
             .v1()
             .iter()
             .map(|m| {
-                let dir = path.resolve(&m.mountpoint, &m.root, || own.v1(&m.subsystems))?;
+                let dir = path.resolve(&m.mountpoint, &m.root, || own().v1(&m.subsystems))?;
                 Ok(V1Dir {
                     name: m.name(),
                     subsystems: m.subsystems.clone(),
@@ -89,7 +93,7 @@ impl Cgroup {
             .collect::<Result<_>>()?;
         let unified = match h.unified() {
             Some(u) => Some(UnifiedDir {
-                dir: path.resolve(&u.mountpoint, &u.root, || own.unified())?,
+                dir: path.resolve(&u.mountpoint, &u.root, || own().unified())?,
                 mount: u.mountpoint.clone(),
                 controllers: u.controllers.clone(),
             }),

@@ -55,9 +55,6 @@ pub struct Container {
     /// The container's seccomp config: `exec`'d processes get the same filter.
     #[serde(default)]
     pub seccomp: Option<LinuxSeccomp>,
-    /// Set by `start`: init has been released and runs the user's program.
-    #[serde(default)]
-    pub started: bool,
 }
 
 /// The runtime's state root (`--root`), holding one directory per container.

@@ -138,7 +138,6 @@ fn launch(
         cgroup,
         hooks: spec.hooks().clone(),
         seccomp: seccomp_config,
-        started: false,
     };
     let outcome = supervise_setup(&ours, spec, &mut container, undo);
     let _ = waitpid(intermediate, None);

@@ -12,7 +12,7 @@ use crate::hooks::{self, HookKind};
 use crate::state::{Container, StateRoot, Status};
 
 pub fn start(root: &StateRoot, id: &str) -> Result<()> {
-    let (mut c, status) = super::load(root, id)?;
+    let (c, status) = super::load(root, id)?;
     if status != Status::Created {
         return Err(RuntimeError::WrongState {
             id: id.into(),
@@ -21,10 +21,9 @@ pub fn start(root: &StateRoot, id: &str) -> Result<()> {
             wanted: "created",
         });
     }
+    // The fifo's removal is what marks the container running: no state to write.
     release_init(root, &c)?;
-    c.started = true;
-    root.save(&c)?;
-    // Poststart hooks fail softly: the program already runs .
+    // Poststart hooks fail softly: the program already runs.
     hooks::run_warn(
         c.hooks.as_ref(),
         HookKind::Poststart,

@@ -26,8 +26,9 @@ pub struct Prepared {
     pub seccomp_notify: Option<OwnedFd>,
 }
 
-/// Makes a new pty (sent over `console`) the process's terminal and stdio. Separate from [`prepare`] so init can bind it to /dev/console while it
-/// still has the capabilities to mount.
+/// Makes a new pty (sent over `console`) the process's terminal and stdio. Separate from
+/// [`prepare`] so init can bind it to /dev/console while it still has the capabilities to
+/// mount.
 pub fn attach_terminal(process: &Process, console: &OwnedFd) -> Result<()> {
     let size = process
         .console_size()
