@@ -14,8 +14,6 @@ pub enum SeccompError {
     },
     #[error("reading the compiled seccomp program: {0}")]
     ExportIo(#[source] std::io::Error),
-    #[error("loading the seccomp program into the kernel: {0} (without no_new_privs this needs CAP_SYS_ADMIN)")]
-    LoadProgram(#[source] std::io::Error),
     #[error("{field}: errnoRet {value} does not fit the 16 bits seccomp returns; use 0..=65535")]
     ErrnoOutOfRange { field: String, value: u32 },
 
@@ -78,13 +76,10 @@ pub enum SeccompError {
     },
 
     #[error(
-        "loading the seccomp filter: {source} (without no_new_privs the caller needs \
+        "loading the seccomp filter: {0} (without no_new_privs the caller needs \
          CAP_SYS_ADMIN: load it before dropping capabilities, or set process.noNewPrivileges)"
     )]
-    Load { source: LibseccompError },
-
-    #[error("duplicating the seccomp notify fd: {0}")]
-    NotifyFd(std::io::Error),
+    Load(#[source] std::io::Error),
 
     #[error("parsing the Docker seccomp profile: {0}")]
     ProfileJson(#[from] serde_json::Error),

@@ -1,8 +1,6 @@
 //! config.json's `linux.seccomp` turned into a libseccomp filter, following the runtime spec
 //! (config-linux.md#seccomp) and, where the spec is silent, runc.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
-
 use libseccomp::{
     check_api, get_api, ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext,
     ScmpSyscall, ScmpVersion,
@@ -40,34 +38,6 @@ impl Filter {
     /// The BPF program this filter compiles to, ready to load without libseccomp.
     pub fn compile(&self) -> Result<crate::Program, SeccompError> {
         crate::Program::compile(&self.ctx, self.notifies)
-    }
-
-    /// True when a rule hands syscalls to a seccomp agent (SCMP_ACT_NOTIFY).
-    pub fn notifies(&self) -> bool {
-        self.notifies
-    }
-
-    /// Loads the filter into the calling thread (every thread with
-    /// SECCOMP_FILTER_FLAG_TSYNC). Returns the notify fd, close-on-exec, when a rule uses
-    /// SCMP_ACT_NOTIFY: it belongs to the seccomp agent at `listenerPath`.
-    pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
-        self.ctx
-            .load()
-            .map_err(|source| SeccompError::Load { source })?;
-        if !self.notifies {
-            return Ok(None);
-        }
-        let raw = self
-            .ctx
-            .get_notify_fd()
-            .map_err(libseccomp("getting the notify fd"))?;
-        // libseccomp keeps this fd in its global state and documents that callers must not
-        // close it, so the caller gets a duplicate of its own (F_DUPFD_CLOEXEC).
-        // SAFETY: libseccomp just returned it as an open fd and never closes it on its own.
-        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-        fd.try_clone_to_owned()
-            .map(Some)
-            .map_err(SeccompError::NotifyFd)
     }
 }
 

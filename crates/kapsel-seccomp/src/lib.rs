@@ -53,11 +53,12 @@ pub const DOCKER_DEFAULT_CAPABILITIES: &[&str] = &[
 /// Docker's default profile (moby profiles/seccomp/default.json).
 const DOCKER_DEFAULT_PROFILE: &str = include_str!("../profiles/docker-default.json");
 
-/// Builds the filter config.json describes and loads it into the calling thread (every
-/// thread with SECCOMP_FILTER_FLAG_TSYNC). Returns the notify fd when a rule uses
-/// SCMP_ACT_NOTIFY, for the seccomp agent at `listenerPath`.
+/// Builds the filter config.json describes, compiles it and loads it into the calling
+/// thread (every thread with SECCOMP_FILTER_FLAG_TSYNC): the same path the runtime takes
+/// with its cached programs. Returns the notify fd when a rule uses SCMP_ACT_NOTIFY, for
+/// the seccomp agent at `listenerPath`.
 pub fn install(seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>, SeccompError> {
-    build(seccomp)?.load()
+    build(seccomp)?.compile()?.load()
 }
 
 /// Builds the filter without loading it, so the runtime can validate `linux.seccomp` at

@@ -69,7 +69,7 @@ impl Program {
             )
         };
         if ret < 0 {
-            return Err(SeccompError::LoadProgram(std::io::Error::last_os_error()));
+            return Err(SeccompError::Load(std::io::Error::last_os_error()));
         }
         if self.flags & FLAG_NEW_LISTENER == 0 {
             return Ok(None);
