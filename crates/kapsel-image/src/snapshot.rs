@@ -33,9 +33,14 @@ impl Snapshots {
         Snapshots { root: root.into() }
     }
 
+    /// The directory every layer snapshot (and unpack staging directory) is in.
+    pub fn layers_root(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
     /// Where the layer whose chain ID is `chain_id` is (to be) unpacked.
     pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
-        self.root.join("layers").join(chain_id.hex())
+        self.layers_root().join(chain_id.hex())
     }
 
     pub fn has_layer(&self, chain_id: &Digest) -> bool {
@@ -45,7 +50,7 @@ impl Snapshots {
     /// The chain IDs of all unpacked layers, sorted. Entries not named by a chain ID are
     /// skipped: they are unpack staging directories (`.<name>.unpacking-…`), not layers.
     pub fn layers(&self) -> Result<Vec<Digest>> {
-        let dir = self.root.join("layers");
+        let dir = self.layers_root();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             // Nothing was ever unpacked here.

@@ -42,16 +42,15 @@ impl ImageStore {
     pub fn open(data_root: impl AsRef<Path>) -> Result<ImageStore> {
         let root = data_root.as_ref();
         std::fs::create_dir_all(root).map_err(|e| ImageError::io("create directory", root, e))?;
-        let snapshots = root.join("snapshots");
-        let layers = snapshots.join("layers");
+        let snapshots = Snapshots::new(root.join("snapshots"));
         // Unpacks a crash cut short leave staging directories; running ones are locked.
-        if layers.is_dir() {
-            crate::unpack::remove_stale_staging(&layers)?;
+        if snapshots.layers_root().is_dir() {
+            crate::unpack::remove_stale_staging(&snapshots.layers_root())?;
         }
         Ok(ImageStore {
             content: ContentStore::open(root.join("content"))?,
             db: Mutex::new(ImageDb::open(root.join("images.db"))?),
-            snapshots: Snapshots::new(snapshots),
+            snapshots,
         })
     }
 
