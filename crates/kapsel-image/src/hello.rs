@@ -101,6 +101,53 @@ pub fn layer() -> Vec<u8> {
     builder.into_inner().expect("writing to memory")
 }
 
+/// The name the image is known by.
+pub const NAME: &str = "hello-world:latest";
+
+/// The image as a docker-archive (what `docker save hello-world` writes), tagged
+/// [`NAME`], so an engine loads it like any other image. Its bytes never change.
+pub fn docker_archive() -> Vec<u8> {
+    let layer = layer();
+    let diff_id = crate::digest::Digest::of_bytes(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": {
+            "Cmd": [format!("/{PROGRAM_PATH}")],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "kapsel built-in"}],
+    })
+    .to_string();
+    let config_id = crate::digest::Digest::of_bytes(config.as_bytes());
+    let layer_path = format!("blobs/sha256/{}", diff_id.hex());
+    let config_path = format!("blobs/sha256/{}", config_id.hex());
+    let manifest = serde_json::json!([{
+        "Config": config_path,
+        "RepoTags": [NAME],
+        "Layers": [layer_path],
+    }])
+    .to_string();
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in [
+        (layer_path.as_str(), layer.as_slice()),
+        (config_path.as_str(), config.as_bytes()),
+        ("manifest.json", manifest.as_bytes()),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, path, data)
+            .expect("writing to memory");
+    }
+    builder.into_inner().expect("writing to memory")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,14 +101,19 @@ impl Snapshots {
         Ok(merged)
     }
 
+    /// Unmounts the container's root filesystem, keeping its upper directory.
+    pub fn unmount_rootfs(&self, id: &str) -> Result<()> {
+        let merged = self.container_dir(id).join("rootfs");
+        match umount2(&merged, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
+            Err(e) => Err(ImageError::io("unmount", &merged, e.into())),
+        }
+    }
+
     /// Unmounts the container's root filesystem and removes its upper directory.
     pub fn remove_rootfs(&self, id: &str) -> Result<()> {
+        self.unmount_rootfs(id)?;
         let dir = self.container_dir(id);
-        let merged = dir.join("rootfs");
-        match umount2(&merged, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-            Err(e) => return Err(ImageError::io("unmount", &merged, e.into())),
-        }
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(ImageError::io("remove", &dir, e))

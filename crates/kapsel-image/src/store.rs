@@ -149,6 +149,25 @@ impl ImageStore {
         }))
     }
 
+    /// The image `name_or_id` names and its config (the image config JSON: `config`,
+    /// `rootfs`, `history`, ...).
+    pub fn config(&self, name_or_id: &str) -> Result<(ImageRecord, Value)> {
+        let record = self.resolve(name_or_id)?;
+        let config = parse_config(&record.id, self.db().config(&record.id)?)?;
+        Ok((record, config))
+    }
+
+    /// Loads the built-in hello-world image (see [`crate::hello`]) unless it is there.
+    pub fn ensure_hello_world(&self) -> Result<ImageRecord> {
+        match self.resolve(crate::hello::NAME) {
+            Err(ImageError::ImageNotFound { .. }) => {
+                self.load(crate::hello::docker_archive().as_slice())?;
+                self.resolve(crate::hello::NAME)
+            }
+            found => found,
+        }
+    }
+
     /// Names the image `source` names as `target` too (moving `target` if it was taken).
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
         let record = self.resolve(source)?;
@@ -232,6 +251,11 @@ impl ImageStore {
         self.unpack_missing(image, &layers)?;
         let chain: Vec<Digest> = layers.into_iter().map(|l| l.chain_id).collect();
         self.snapshots.mount_rootfs(container_id, &chain)
+    }
+
+    /// Unmounts the container's root filesystem but keeps its writes, for the next start.
+    pub fn unmount_rootfs(&self, container_id: &str) -> Result<()> {
+        self.snapshots.unmount_rootfs(container_id)
     }
 
     /// Unmounts the container's root filesystem and removes its writes; the image's layers

@@ -5,4 +5,5 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod containers;
 pub mod daemon;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use kapsel_image::store::ImageStore;
 use kapseld::api::{self, AppState};
+use kapseld::containers::Engine;
 use kapseld::daemon::{self, DaemonConfig};
 
 #[derive(Parser)]
@@ -30,6 +31,13 @@ struct Flags {
     /// debug, info, warn or error.
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
+    /// The cgroup every container's cgroup goes under (default: derived from --data-root,
+    /// so instances do not share one).
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// Default container log options: max-size=SIZE, max-file=N.
+    #[arg(long = "log-opt")]
+    log_opts: Vec<String>,
 }
 
 fn main() -> Result<()> {
@@ -57,12 +65,20 @@ async fn serve(flags: Flags) -> Result<()> {
         std::fs::write(pidfile, std::process::id().to_string())
             .with_context(|| format!("writing {}", pidfile.display()))?;
     }
-    let images = ImageStore::open(&config.data_root)
-        .with_context(|| format!("opening the images in {}", config.data_root.display()))?;
+    let images = Arc::new(
+        ImageStore::open(&config.data_root)
+            .with_context(|| format!("opening the images in {}", config.data_root.display()))?,
+    );
+    let engine_config = daemon::engine_config(&config, flags.cgroup_parent, &flags.log_opts)?;
+    let cgroup_parent = engine_config.cgroup_parent.clone();
+    let engine = Engine::open(engine_config, images.clone())
+        .with_context(|| format!("opening the containers in {}", config.data_root.display()))?;
     let state = AppState {
         config: Arc::new(config.clone()),
-        images: Arc::new(images),
+        images,
+        engine,
     };
+    let shutdown = shutdown_signal()?;
     let mut servers = tokio::task::JoinSet::new();
     for host in &config.hosts {
         let path = daemon::socket_path(host)?;
@@ -75,7 +91,7 @@ async fn serve(flags: Flags) -> Result<()> {
         done = servers.join_next() => {
             done.context("no socket to serve")?.context("server task")?.context("serving the API")?;
         }
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = shutdown => tracing::info!("shutting down"),
     }
     for host in &config.hosts {
         if let Ok(path) = daemon::socket_path(host) {
@@ -85,15 +101,21 @@ async fn serve(flags: Flags) -> Result<()> {
     if let Some(pidfile) = &config.pidfile {
         let _ = std::fs::remove_file(pidfile);
     }
+    // Containers outlive the daemon; their parent cgroup goes only when none is left.
+    daemon::remove_empty_cgroup(&cgroup_parent);
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the handlers at once (before the sockets are bound, so a client that sees
+/// the socket can rely on a clean shutdown), and resolves on SIGTERM or SIGINT.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

@@ -18,7 +18,7 @@ use kapsel_image::ImageError;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{page_not_found, ApiError, AppState};
+use super::{flag, page_not_found, param, ApiError, AppState};
 
 /// Query parameters as pairs: `names` may be given several times.
 type Params = Query<Vec<(String, String)>>;
@@ -191,18 +191,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(result?)
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Docker's boolean query values: `1`, `true`, `True`.
-fn flag(params: &[(String, String)], name: &str) -> bool {
-    param(params, name).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
 /// The request body, read on the blocking side.

@@ -1,6 +1,8 @@
 //! The Engine API: routing, API version negotiation, and Docker-shaped errors.
 
+mod containers;
 mod images;
+mod stream;
 mod system;
 
 use axum::body::Body;
@@ -8,7 +10,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 
 use kapsel_image::store::ImageStore;
@@ -25,6 +27,7 @@ pub const MIN_API_VERSION: &str = "1.24";
 pub struct AppState {
     pub config: std::sync::Arc<DaemonConfig>,
     pub images: std::sync::Arc<ImageStore>,
+    pub engine: std::sync::Arc<crate::containers::Engine>,
 }
 
 /// The whole API as one service: the version gate runs before routing, because it strips
@@ -39,6 +42,26 @@ pub fn service(state: AppState) -> Router {
         .route("/images/get", get(images::save_named))
         .route("/images/create", post(images::create))
         .route("/images/{*rest}", any(images::by_name))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/{id}/json", get(containers::inspect_one))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/exec", post(containers::exec_create))
+        .route("/containers/{id}", delete(containers::remove))
+        .route("/exec/{id}/start", post(containers::exec_start))
+        .route("/exec/{id}/resize", post(containers::exec_resize))
+        .route("/exec/{id}/json", get(containers::exec_inspect))
         .fallback(not_found)
         .with_state(state);
     // Wrapping the router (rather than Router::layer, which runs after routing) lets the
@@ -111,6 +134,7 @@ fn with_headers(mut response: Response) -> Response {
 }
 
 /// An error as the Engine API reports it: a status and `{"message": ...}`.
+#[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
@@ -189,4 +213,17 @@ fn page_not_found(method: &axum::http::Method, path: &str) -> ApiError {
         StatusCode::NOT_FOUND,
         format!("page not found: {method} {path}"),
     )
+}
+
+/// A query parameter (the first, when given several times).
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Docker's boolean query values: `1`, `true`, `True`.
+pub(crate) fn flag(params: &[(String, String)], name: &str) -> bool {
+    param(params, name).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }

@@ -1,4 +1,6 @@
 //! A kapseld per test, driven by the real docker CLI or raw HTTP.
+// Shared by several test binaries, each using part of it.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -66,6 +68,17 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Removes every container of this daemon (they outlive it otherwise).
+    pub fn remove_all_containers(&self) {
+        let list = self.http("GET", "/containers/json?all=1");
+        let body = list.split("\r\n\r\n").nth(1).unwrap_or("[]");
+        let body = body.trim_start_matches(|c: char| c.is_ascii_hexdigit() || c.is_whitespace());
+        for id in body.split("\"Id\":\"").skip(1) {
+            let id: String = id.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            self.http("DELETE", &format!("/containers/{id}?force=1"));
+        }
+    }
+
     /// SIGTERM (to our child only, by PID), then waits for it to exit.
     pub fn stop(&mut self) {
         let _ = nix::sys::signal::kill(
@@ -78,6 +91,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.remove_all_containers();
+        }
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -85,4 +101,103 @@ impl Drop for Daemon {
 
 pub fn have_docker_cli() -> bool {
     Path::new(DOCKER).exists()
+}
+
+/// A docker-archive of a busybox image (`busybox:latest`) made from the host's static
+/// busybox with a link per applet, /etc/passwd and /etc/group; returns its path.
+pub fn busybox_archive(dir: &Path) -> PathBuf {
+    let busybox =
+        std::fs::read("/bin/busybox").expect("busybox-static is installed (install-deps.sh)");
+    let applets = Command::new("/bin/busybox")
+        .arg("--list-full")
+        .output()
+        .unwrap();
+    let mut layer = tar::Builder::new(Vec::new());
+    let add_dir = |layer: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32| {
+        let mut h = header();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_size(0);
+        layer.append_data(&mut h, path, std::io::empty()).unwrap();
+    };
+    for d in [
+        "bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "home", "var", "proc", "sys",
+        "dev",
+    ] {
+        add_dir(&mut layer, d, 0o755);
+    }
+    add_dir(&mut layer, "tmp", 0o1777);
+    let file = |layer: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]| {
+        let mut h = header();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        layer.append_data(&mut h, path, data).unwrap();
+    };
+    file(&mut layer, "bin/busybox", 0o755, &busybox);
+    file(
+        &mut layer,
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
+    );
+    file(
+        &mut layer,
+        "etc/group",
+        0o644,
+        b"root:x:0:\nnogroup:x:65534:\n",
+    );
+    for applet in String::from_utf8_lossy(&applets.stdout).lines() {
+        let path = applet.trim_start_matches('/');
+        if path == "bin/busybox" || path.is_empty() {
+            continue;
+        }
+        let mut h = header();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        layer.append_link(&mut h, path, "/bin/busybox").unwrap();
+    }
+    let layer = layer.into_inner().unwrap();
+    let diff_id = kapsel_image::digest::Digest::of_bytes(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+    })
+    .to_string();
+    let config_id = kapsel_image::digest::Digest::of_bytes(config.as_bytes());
+    let manifest = serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", config_id.hex()),
+        "RepoTags": ["busybox:latest"],
+        "Layers": [format!("blobs/sha256/{}", diff_id.hex())],
+    }])
+    .to_string();
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (format!("blobs/sha256/{}", diff_id.hex()), layer.as_slice()),
+        (
+            format!("blobs/sha256/{}", config_id.hex()),
+            config.as_bytes(),
+        ),
+        ("manifest.json".to_string(), manifest.as_bytes()),
+    ] {
+        let mut h = header();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        archive.append_data(&mut h, name, data).unwrap();
+    }
+    let path = dir.join("busybox.tar");
+    std::fs::write(&path, archive.into_inner().unwrap()).unwrap();
+    path
+}
+
+/// A ustar header owned by root with a fixed mtime (the tar crate leaves them empty).
+fn header() -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h
 }

@@ -1,0 +1,317 @@
+//! Containers through the real docker CLI: run (attached, detached, --rm, -i), logs, exec,
+//! stop, kill, restart, wait, rm, ps filters, inspect templates, limits, mounts.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{busybox_archive, have_docker_cli, Daemon, DOCKER};
+
+/// A daemon with `busybox:latest` loaded, or `None` (after saying so) without a docker CLI.
+fn daemon_with_busybox(name: &str) -> Option<Daemon> {
+    if !have_docker_cli() {
+        eprintln!("SKIP: no docker CLI at {DOCKER}");
+        return None;
+    }
+    let d = Daemon::start(name);
+    let archive = busybox_archive(&d.dir);
+    ok(&d, &["load", "-i", &archive.to_string_lossy()]);
+    Some(d)
+}
+
+fn ok(d: &Daemon, args: &[&str]) -> String {
+    let (ok, out) = d.docker(args);
+    assert!(ok, "docker {args:?}: {out}");
+    out
+}
+
+/// Runs the docker CLI; returns (exit code, stdout, stderr).
+fn docker_full(d: &Daemon, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(DOCKER)
+        .arg("-H")
+        .arg(format!("unix://{}", d.socket().display()))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_rm_passes_output_streams_and_exit_code() {
+    let Some(d) = daemon_with_busybox("run-rm") else {
+        return;
+    };
+    let (code, out, err) = docker_full(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo to-stdout; echo to-stderr >&2; exit 3",
+        ],
+        None,
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(out, "to-stdout\n");
+    assert!(err.contains("to-stderr"), "{err}");
+    wait_for(
+        || ok(&d, &["ps", "-aq"]).trim().is_empty(),
+        "--rm to remove the container",
+    );
+}
+
+#[test]
+fn hello_world_runs_from_the_built_in_image() {
+    if !have_docker_cli() {
+        return;
+    }
+    let d = Daemon::start("hello");
+    let (code, out, err) = docker_full(&d, &["run", "hello-world"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Hello from kapsel!"), "{out}");
+    assert!(ok(&d, &["images"]).contains("hello-world"));
+}
+
+#[test]
+fn container_sees_its_own_namespaces_identity_and_config() {
+    let Some(d) = daemon_with_busybox("identity") else {
+        return;
+    };
+    let out = ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "-e",
+            "GREETING=hi",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $(hostname) $GREETING $(pwd) $(id -u) $$ $HOME",
+        ],
+    );
+    assert_eq!(out.trim(), "box hi /tmp 65534 1 /home");
+}
+
+#[test]
+fn stdin_reaches_the_container_and_its_end_closes_it() {
+    let Some(d) = daemon_with_busybox("stdin") else {
+        return;
+    };
+    let (code, out, err) = docker_full(
+        &d,
+        &["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done"],
+        Some("line one\nline two\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "line one\nline two\ndone\n");
+}
+
+#[test]
+fn detached_container_logs_stops_restarts_and_is_removed() {
+    let Some(d) = daemon_with_busybox("detached") else {
+        return;
+    };
+    let id = ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "--label",
+            "role=test",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; echo tick $i; i=$((i+1)); do sleep 0.05; done",
+        ],
+    );
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = ok(
+        &d,
+        &[
+            "ps",
+            "--filter",
+            "label=role=test",
+            "--format",
+            "{{.Names}} {{.Status}}",
+        ],
+    );
+    assert!(ps.starts_with("ticker Up"), "{ps}");
+    assert_eq!(
+        ok(
+            &d,
+            &["inspect", "-f", "{{.State.Running}} {{.Name}}", "ticker"]
+        )
+        .trim(),
+        "true /ticker"
+    );
+    wait_for(
+        || ok(&d, &["logs", "ticker"]).contains("tick 3\n"),
+        "log lines",
+    );
+    let logs = ok(&d, &["logs", "ticker"]);
+    assert!(logs.starts_with("tick 0\ntick 1\ntick 2\n"), "{logs}");
+    assert_eq!(
+        ok(&d, &["logs", "--tail", "1", "ticker"]).lines().count(),
+        1
+    );
+    // sh as PID 1 ignores SIGTERM: stop falls back to SIGKILL after the timeout.
+    ok(&d, &["stop", "-t", "1", "ticker"]);
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "ticker"
+            ]
+        )
+        .trim(),
+        "exited 137"
+    );
+    assert!(ok(&d, &["ps", "--format", "{{.Names}}"]).trim().is_empty());
+    assert!(ok(
+        &d,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "exited=137",
+            "--format",
+            "{{.Names}}"
+        ]
+    )
+    .contains("ticker"));
+    ok(&d, &["start", "ticker"]);
+    assert_eq!(
+        ok(&d, &["inspect", "-f", "{{.State.Status}}", "ticker"]).trim(),
+        "running"
+    );
+    let (code, _, err) = docker_full(&d, &["rm", "ticker"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("container is running"), "{err}");
+    ok(&d, &["kill", "ticker"]);
+    assert_eq!(ok(&d, &["wait", "ticker"]).trim(), "137");
+    ok(&d, &["rm", "ticker"]);
+    let (code, _, err) = docker_full(&d, &["inspect", "ticker"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("No such"), "{err}");
+}
+
+#[test]
+fn exec_runs_in_the_container_with_its_exit_code_and_stdin() {
+    let Some(d) = daemon_with_busybox("exec") else {
+        return;
+    };
+    ok(
+        &d,
+        &["run", "-d", "--name", "host", "busybox", "sleep", "1000"],
+    );
+    let (code, out, _) = docker_full(
+        &d,
+        &[
+            "exec",
+            "host",
+            "sh",
+            "-c",
+            "echo pid1=$(cat /proc/1/comm); exit 5",
+        ],
+        None,
+    );
+    assert_eq!((code, out.trim()), (5, "pid1=sleep"));
+    let (code, out, _) = docker_full(&d, &["exec", "-i", "host", "wc", "-l"], Some("a\nb\nc\n"));
+    assert_eq!((code, out.trim()), (0, "3"));
+    let top = ok(&d, &["top", "host"]);
+    assert!(top.contains("sleep 1000"), "{top}");
+    ok(&d, &["rm", "-f", "host"]);
+}
+
+#[test]
+fn names_conflict_and_missing_things_get_dockers_errors() {
+    let Some(d) = daemon_with_busybox("errors") else {
+        return;
+    };
+    ok(&d, &["create", "--name", "same", "busybox", "true"]);
+    let (code, _, err) = docker_full(&d, &["create", "--name", "same", "busybox", "true"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("is already in use"), "{err}");
+    let (code, _, err) = docker_full(&d, &["run", "--rm", "busybox", "no-such-program"], None);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("executable file not found"), "{err}");
+    let (code, _, err) = docker_full(&d, &["start", "nope"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let (code, _, err) = docker_full(&d, &["create", "--name", "bad name", "busybox"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("Invalid container name"), "{err}");
+}
+
+#[test]
+fn limits_read_only_root_and_bind_mounts_hold_in_the_container() {
+    let Some(d) = daemon_with_busybox("limits") else {
+        return;
+    };
+    let shared = d.dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let bind = format!("{}:/data", shared.display());
+    let out = ok(
+        &d,
+        &[
+            "run", "--rm", "--memory", "64m", "--pids-limit", "50", "--read-only", "-v", &bind,
+            "busybox", "sh", "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; \
+             cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; \
+             touch /root-write 2>/dev/null || echo read-only; echo written > /data/f",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["67108864", "50", "read-only"], "{out}");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("f")).unwrap(),
+        "written\n"
+    );
+}
