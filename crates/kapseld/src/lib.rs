@@ -7,3 +7,4 @@
 pub mod api;
 pub mod containers;
 pub mod daemon;
+pub mod events;

@@ -315,3 +315,211 @@ fn limits_read_only_root_and_bind_mounts_hold_in_the_container() {
         "written\n"
     );
 }
+
+#[test]
+fn containers_outlive_a_crashed_daemon_and_are_adopted() {
+    let Some(mut d) = daemon_with_busybox("crash") else {
+        return;
+    };
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "counter",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo $i; i=$((i+1)); usleep 2000; done",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "short",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 2; exit 7",
+        ],
+    );
+    let pid = ok(&d, &["inspect", "-f", "{{.State.Pid}}", "counter"]);
+    // Crash the daemon at a few different moments of the containers' lives.
+    for pause_ms in [150, 700, 1900] {
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        d.crash_and_restart();
+        let now = ok(
+            &d,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Pid}} {{.State.Status}}",
+                "counter",
+            ],
+        );
+        assert_eq!(
+            now.trim(),
+            format!("{} running", pid.trim()),
+            "the counter kept its process"
+        );
+    }
+    wait_for(
+        || ok(&d, &["inspect", "-f", "{{.State.Status}}", "short"]).trim() == "exited",
+        "the short container to be seen exited",
+    );
+    assert_eq!(
+        ok(&d, &["inspect", "-f", "{{.State.ExitCode}}", "short"]).trim(),
+        "7"
+    );
+    let exec = ok(&d, &["exec", "counter", "echo", "still-here"]);
+    assert_eq!(exec.trim(), "still-here");
+    ok(&d, &["stop", "-t", "1", "counter"]);
+    assert_eq!(
+        ok(&d, &["inspect", "-f", "{{.State.ExitCode}}", "counter"]).trim(),
+        "137"
+    );
+    let logs = ok(&d, &["logs", "counter"]);
+    let numbers: Vec<u64> = logs
+        .lines()
+        .map(|l| l.parse().expect("a number per line"))
+        .collect();
+    assert!(numbers.len() > 100, "{} lines", numbers.len());
+    assert!(
+        numbers.iter().enumerate().all(|(i, n)| *n == i as u64),
+        "every number once and in order"
+    );
+}
+
+#[test]
+fn restart_policies_restart_failures_and_stop_ends_them() {
+    let Some(d) = daemon_with_busybox("restart") else {
+        return;
+    };
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run; exit 3",
+        ],
+    );
+    wait_for(
+        || {
+            ok(
+                &d,
+                &[
+                    "inspect",
+                    "-f",
+                    "{{.State.Status}} {{.RestartCount}}",
+                    "flaky",
+                ],
+            )
+            .trim()
+                == "exited 2"
+        },
+        "two restarts, then the policy gives up",
+    );
+    assert_eq!(ok(&d, &["logs", "flaky"]), "run\nrun\nrun\n");
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "forever",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 0.2",
+        ],
+    );
+    wait_for(
+        || {
+            ok(&d, &["inspect", "-f", "{{.RestartCount}}", "forever"])
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+                >= 2
+        },
+        "an always container to be restarted",
+    );
+    ok(&d, &["stop", "-t", "1", "forever"]);
+    let count = ok(&d, &["inspect", "-f", "{{.RestartCount}}", "forever"]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        ok(
+            &d,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.RestartCount}}",
+                "forever"
+            ]
+        )
+        .trim(),
+        format!("exited {}", count.trim())
+    );
+}
+
+#[test]
+fn events_report_the_life_of_a_container() {
+    let Some(d) = daemon_with_busybox("events") else {
+        return;
+    };
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let (code, _, err) = docker_full(
+        &d,
+        &["run", "--name", "brief", "busybox", "sh", "-c", "exit 4"],
+        None,
+    );
+    assert_eq!(code, 4, "{err}");
+    ok(&d, &["rm", "brief"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 0.5;
+    let out = ok(
+        &d,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &format!("{now:.3}"),
+            "--filter",
+            "container=brief",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.exitCode}}",
+        ],
+    );
+    let actions: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(
+        actions,
+        [
+            "create <no value>",
+            "attach <no value>",
+            "start <no value>",
+            "die 4",
+            "destroy <no value>"
+        ],
+        "{out}"
+    );
+}

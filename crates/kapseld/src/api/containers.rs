@@ -495,6 +495,7 @@ pub async fn attach(
     let upgrade = stream::wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let shim = state.engine.attach_stream(&container)?;
+    state.engine.emit(&record, "attach", &[]);
     let options = StreamOptions {
         tty: record.config.tty,
         stdin: flag(&params, "stdin") && record.config.open_stdin,

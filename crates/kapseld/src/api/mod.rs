@@ -1,6 +1,7 @@
 //! The Engine API: routing, API version negotiation, and Docker-shaped errors.
 
 mod containers;
+mod events;
 mod images;
 mod stream;
 mod system;
@@ -42,6 +43,7 @@ pub fn service(state: AppState) -> Router {
         .route("/images/get", get(images::save_named))
         .route("/images/create", post(images::create))
         .route("/images/{*rest}", any(images::by_name))
+        .route("/events", get(events::events))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect_one))

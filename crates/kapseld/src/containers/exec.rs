@@ -136,6 +136,11 @@ impl Engine {
             dir,
             state: Mutex::new(ExecState::default()),
         });
+        self.emit(
+            &container.snapshot(),
+            &format!("exec_create: {}", exec.config.cmd.join(" ")),
+            &[("execID", id.clone())],
+        );
         self.execs.map().insert(id.clone(), exec);
         Ok(id)
     }
@@ -196,13 +201,29 @@ impl Engine {
             s.running = true;
             s.pid = started.pid;
         }
-        let watched = exec.clone();
+        let command = exec.config.cmd.join(" ");
+        self.emit(
+            &record,
+            &format!("exec_start: {command}"),
+            &[("execID", exec.id.clone())],
+        );
+        let (watched, engine) = (exec.clone(), self.clone());
         tokio::spawn(async move {
             let _ = supervisor::wait_for_exit(started.shim_pid, started.shim_start_time).await;
-            let exit = supervisor::read_exit(&watched.dir);
-            let mut s = watched.state();
-            s.running = false;
-            s.exit_code = Some(exit.map_or(126, |e| e.exit_code));
+            let exit_code = supervisor::read_exit(&watched.dir).map_or(126, |e| e.exit_code);
+            {
+                let mut s = watched.state();
+                s.running = false;
+                s.exit_code = Some(exit_code);
+            }
+            engine.emit(
+                &record,
+                "exec_die",
+                &[
+                    ("execID", watched.id.clone()),
+                    ("exitCode", exit_code.to_string()),
+                ],
+            );
         });
         Ok((exec, stream))
     }

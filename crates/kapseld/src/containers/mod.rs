@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod logs;
 pub mod names;
 pub mod record;
+pub mod restart;
 pub mod spec;
 pub mod supervisor;
 pub mod user;
@@ -24,6 +25,7 @@ use kapsel_image::ImageError;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::events::Events;
 use db::ContainerDb;
 use record::{Config, HostConfig, Record, State, Status};
 use supervisor::{LogOptions, Programs, Started, Target};
@@ -116,6 +118,8 @@ pub struct Container {
     attach_listener: Mutex<Option<UnixListener>>,
     /// Serialises start, stop, restart and remove of this container.
     op_lock: tokio::sync::Mutex<()>,
+    /// Restarts in a row after short runs, for the restart back-off.
+    quick_restarts: std::sync::atomic::AtomicU32,
 }
 
 impl Container {
@@ -130,6 +134,7 @@ impl Container {
             .0,
             attach_listener: Mutex::new(None),
             op_lock: tokio::sync::Mutex::new(()),
+            quick_restarts: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -168,6 +173,7 @@ pub struct Engine {
     db: Mutex<ContainerDb>,
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     pub execs: exec::Execs,
+    pub events: Events,
 }
 
 impl Engine {
@@ -189,6 +195,7 @@ impl Engine {
             db: Mutex::new(db),
             containers: Mutex::new(BTreeMap::new()),
             execs: exec::Execs::default(),
+            events: Events::default(),
         });
         for record in records {
             let container = Container::new(record);
@@ -209,6 +216,23 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .save(record)
+    }
+
+    /// A container event with Docker's attributes: image, name, labels and `extra`.
+    pub fn emit(&self, record: &Record, action: &str, extra: &[(&str, String)]) {
+        let attributes = record
+            .config
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([
+                ("image".to_string(), record.image.clone()),
+                ("name".to_string(), record.name.clone()),
+            ])
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        self.events
+            .publish("container", action, &record.id, attributes);
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
@@ -277,6 +301,13 @@ impl Engine {
             return Err(ContainerError::NoCommand);
         };
         log_options(&host_config, &self.config, Path::new(""))?;
+        restart::validate(&host_config.restart_policy).map_err(ContainerError::InvalidConfig)?;
+        if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
+        {
+            return Err(ContainerError::InvalidConfig(
+                "conflicting options: cannot specify both --restart and --rm".into(),
+            ));
+        }
         let mut containers = self.containers();
         let taken_name = |n: &str| containers.values().find(|c| c.record().name == n).cloned();
         let name = match name.filter(|n| !n.is_empty()) {
@@ -315,6 +346,7 @@ impl Engine {
         };
         self.save(&record)?;
         containers.insert(id, Container::new(record.clone()));
+        self.emit(&record, "create", &[]);
         Ok(record)
     }
 
@@ -356,6 +388,12 @@ impl Engine {
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
         let container = self.get(name)?;
         let _op = container.op_lock.lock().await;
+        {
+            let mut r = container.record();
+            if !r.state.status.is_live() {
+                r.restart_count = 0;
+            }
+        }
         self.start_locked(&container).await
     }
 
@@ -384,6 +422,7 @@ impl Engine {
                     ..State::default()
                 };
                 self.save(&r)?;
+                self.emit(&r, "start", &[]);
                 drop(r);
                 self.watch(container.clone(), started);
                 Ok(())
@@ -487,8 +526,16 @@ impl Engine {
     /// After a daemon restart: watch the containers whose shims still run, and record the
     /// exit of those that ended meanwhile.
     fn adopt(self: &Arc<Self>, container: Arc<Container>) {
-        let state = container.record().state.clone();
+        let (state, policy) = {
+            let r = container.record();
+            (r.state.clone(), r.host_config.restart_policy.clone())
+        };
         if !state.status.is_live() && state.status != Status::Restarting {
+            if state.status == Status::Exited
+                && restart::runs_with_daemon(&policy, state.stopped_by_user)
+            {
+                self.schedule_restart(container, std::time::Duration::ZERO);
+            }
             return;
         }
         let started = Started {
@@ -514,7 +561,7 @@ impl Engine {
         let images = self.images.clone();
         let unmount_id = id.clone();
         let _ = tokio::task::spawn_blocking(move || images.unmount_rootfs(&unmount_id)).await;
-        let (code, auto_remove) = {
+        let (code, auto_remove, restart_after) = {
             let mut r = container.record();
             r.state.status = Status::Exited;
             r.state.pid = 0;
@@ -533,20 +580,80 @@ impl Engine {
                             .into();
                 }
             }
+            let restart_after = self.restart_delay(container, &r);
+            if restart_after.is_some() {
+                r.state.status = Status::Restarting;
+            }
             if let Err(e) = self.save(&r) {
                 tracing::error!(container = %id, "recording the exit: {e}");
             }
-            (r.state.exit_code, r.host_config.auto_remove)
+            self.emit(&r, "die", &[("exitCode", r.state.exit_code.to_string())]);
+            (r.state.exit_code, r.host_config.auto_remove, restart_after)
         };
         container.lifecycle.send_modify(|l| {
             l.exits += 1;
             l.exit_code = code;
         });
-        if auto_remove {
+        if let Some(delay) = restart_after {
+            self.schedule_restart(container.clone(), delay);
+        } else if auto_remove {
             if let Err(e) = self.remove(&id, true).await {
                 tracing::error!(container = %id, "removing a --rm container: {e}");
             }
         }
+    }
+
+    /// How long to wait before the policy restarts the container, if it does.
+    fn restart_delay(&self, container: &Container, r: &Record) -> Option<Duration> {
+        use std::sync::atomic::Ordering;
+        let policy = &r.host_config.restart_policy;
+        if !restart::should_restart(
+            policy,
+            r.state.exit_code,
+            r.state.stopped_by_user,
+            r.restart_count,
+        ) {
+            return None;
+        }
+        let ran_for = inspect::unix_seconds(&r.state.finished_at)
+            - inspect::unix_seconds(&r.state.started_at);
+        if restart::was_stable(Duration::from_secs(ran_for.max(0) as u64)) {
+            container.quick_restarts.store(0, Ordering::Relaxed);
+        }
+        Some(restart::delay(
+            container.quick_restarts.fetch_add(1, Ordering::Relaxed),
+        ))
+    }
+
+    /// Starts the container after `delay`, unless it was stopped or removed meanwhile.
+    fn schedule_restart(self: &Arc<Self>, container: Arc<Container>, delay: Duration) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _op = container.op_lock.lock().await;
+            let id = {
+                let mut r = container.record();
+                let wanted = matches!(r.state.status, Status::Restarting | Status::Exited)
+                    && !r.state.stopped_by_user;
+                if !wanted || engine.get(&r.id).is_err() {
+                    return;
+                }
+                r.restart_count += 1;
+                r.id.clone()
+            };
+            match engine.start_locked(&container).await {
+                Ok(()) => {
+                    let r = container.snapshot();
+                    engine.emit(&r, "restart", &[]);
+                }
+                Err(e) => {
+                    tracing::warn!(container = %id, "restart failed: {e}");
+                    let mut r = container.record();
+                    r.state.status = Status::Exited;
+                    let _ = engine.save(&r);
+                }
+            }
+        });
     }
 
     /// `POST /containers/{id}/wait`: the exit code, once `condition` holds.
@@ -588,6 +695,13 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<()> {
         let record = container.snapshot();
+        if record.state.status == Status::Restarting {
+            // Waiting for a policy restart: stopping cancels it.
+            let mut r = container.record();
+            r.state.status = Status::Exited;
+            r.state.stopped_by_user = true;
+            return self.save(&r);
+        }
         if !record.state.status.is_live() {
             return Err(ContainerError::NotModified);
         }
@@ -614,21 +728,24 @@ impl Engine {
             signal_process(record.state.pid, nix::sys::signal::Signal::SIGKILL);
             let _ = self.runtime(&["resume", &record.id]).await;
         } else {
+            self.emit(&record, "kill", &[("signal", (signal as i32).to_string())]);
             signal_process(record.state.pid, signal);
             let wait = exited(&mut rx);
-            if timeout < 0 {
+            let in_time = if timeout < 0 {
                 wait.await;
-                return Ok(());
+                true
+            } else {
+                tokio::time::timeout(Duration::from_secs(timeout as u64), wait)
+                    .await
+                    .is_ok()
+            };
+            if !in_time {
+                self.emit(&record, "kill", &[("signal", "9".to_string())]);
+                signal_process(record.state.pid, nix::sys::signal::Signal::SIGKILL);
             }
-            if tokio::time::timeout(Duration::from_secs(timeout as u64), wait)
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-            signal_process(record.state.pid, nix::sys::signal::Signal::SIGKILL);
         }
         exited(&mut rx).await;
+        self.emit(&record, "stop", &[]);
         Ok(())
     }
 
@@ -649,6 +766,7 @@ impl Engine {
         if signal == nix::sys::signal::Signal::SIGKILL {
             self.mark_stopped_by_user(&container)?;
         }
+        self.emit(&record, "kill", &[("signal", (signal as i32).to_string())]);
         signal_process(record.state.pid, signal);
         Ok(())
     }
@@ -699,6 +817,8 @@ impl Engine {
                 Status::Running
             };
             self.save(&r)?;
+            let action = if paused { "pause" } else { "unpause" };
+            self.emit(&r, action, &[]);
         }
         Ok(())
     }
@@ -737,6 +857,7 @@ impl Engine {
         self.containers().remove(&record.id);
         self.execs.forget_container(&record.id);
         container.lifecycle.send_modify(|l| l.removed = true);
+        self.emit(&record, "destroy", &[]);
         Ok(())
     }
 
@@ -753,8 +874,10 @@ impl Engine {
             }
         }
         let mut r = container.record();
-        r.name = new_name;
-        self.save(&r)
+        let old_name = std::mem::replace(&mut r.name, new_name);
+        self.save(&r)?;
+        self.emit(&r, "rename", &[("oldName", format!("/{old_name}"))]);
+        Ok(())
     }
 
     /// Runs `kapsel-runtime --root <root> <args>`; its error message on failure.

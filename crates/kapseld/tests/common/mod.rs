@@ -21,20 +21,16 @@ impl Daemon {
         let dir = std::env::temp_dir().join(format!("kapseld-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kapseld"))
-            .args(["--data-root", &dir.join("data").to_string_lossy()])
-            .args(["--exec-root", &dir.join("run").to_string_lossy()])
-            .args(["-H", &format!("unix://{}", dir.join("api.sock").display())])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kapseld");
-        let daemon = Daemon { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(daemon.socket()).is_err() {
-            assert!(Instant::now() < deadline, "kapseld did not start listening");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        daemon
+        let child = spawn_kapseld(&dir);
+        Daemon { dir, child }
+    }
+
+    /// SIGKILL (by PID) and a new kapseld on the same data, exec root and socket: what a
+    /// crash and a restart of the daemon look like to its containers.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_kapseld(&self.dir);
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -200,4 +196,23 @@ fn header() -> tar::Header {
     h.set_gid(0);
     h.set_mtime(1_700_000_000);
     h
+}
+
+/// Starts kapseld on `dir` and waits until it answers on its socket.
+fn spawn_kapseld(dir: &Path) -> Child {
+    let socket = dir.join("api.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_kapseld"))
+        .args(["--data-root", &dir.join("data").to_string_lossy()])
+        .args(["--exec-root", &dir.join("run").to_string_lossy()])
+        .args(["-H", &format!("unix://{}", socket.display())])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kapseld");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // A socket file left by a killed daemon exists before the new one listens.
+    while UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "kapseld did not start listening");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
 }
