@@ -9,6 +9,8 @@ PKGS=(
   podman                          # drop-in test: kapsel under podman --runtime (tests/podman.rs)
   skopeo umoci                    # image interop tests read kapsel's OCI archives with them
   e2fsprogs                       # chattr: the installed runtime binary is made immutable
+  tini                            # `run --init`: tini-static becomes the container's /sbin/docker-init
+  python3-docker                  # docker-py drives kapseld in the engine tests
   hyperfine                       # benchmarks
   iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
 )

@@ -190,6 +190,13 @@ impl Cgroup {
         self.files(c).map(|f| f.dir().to_path_buf())
     }
 
+    /// Whether the given controller is driven through cgroup2 files here (`false` for a v1
+    /// controller and for one the host lacks). Its statistics then have v2's shape: no
+    /// per-CPU usage, memory.stat's v2 keys, io.stat's counters.
+    pub fn is_v2(&self, c: Controller) -> bool {
+        matches!(self.files(c), Some(Files::V2(_)))
+    }
+
     pub fn unified_dir(&self) -> Option<PathBuf> {
         self.unified.as_ref().map(|u| u.dir.clone())
     }

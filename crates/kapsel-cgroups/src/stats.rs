@@ -146,3 +146,165 @@ pub struct Hugetlb {
     pub max: u64,
     pub failcnt: u64,
 }
+
+/// The v2 readers over sample file contents: a cgroup2 "mount" in a temporary directory
+/// stands in for a pure v2 host, so this runs anywhere (no root, no cgroup2 mount).
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::{Cgroup, CgroupPath, Controller, Hierarchy};
+
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A v2 cgroup `/c` below a fake cgroup2 mount holding `files`.
+    fn fake_v2(name: &str, files: &[(&str, &str)]) -> (TempDir, Cgroup) {
+        let mount =
+            std::env::temp_dir().join(format!("kapsel-v2-stats-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&mount);
+        std::fs::create_dir_all(mount.join("c")).unwrap();
+        for (file, content) in files {
+            std::fs::write(mount.join("c").join(file), content).unwrap();
+        }
+        let line = format!("1 0 0:1 / {} rw - cgroup2 cgroup2 rw\n", mount.display());
+        let h = Hierarchy::from_mountinfo(&line, |m: &Path| {
+            assert_eq!(m, mount.as_path());
+            Ok("cpuset cpu io memory hugetlb pids\n".to_string())
+        })
+        .unwrap();
+        let cg = Cgroup::new(&h, &CgroupPath::parse("/c").unwrap()).unwrap();
+        (TempDir(mount), cg)
+    }
+
+    const MEMORY_STAT: &str = "\
+anon 1048576
+file 20975616
+kernel 294912
+kernel_stack 16384
+shmem 20971520
+file_mapped 0
+inactive_anon 20971520
+active_anon 1048576
+inactive_file 4096
+active_file 0
+unevictable 0
+pgfault 5420
+pgmajfault 0
+";
+
+    #[test]
+    fn v2_files_read_into_stats() {
+        let (_tmp, cg) = fake_v2(
+            "all",
+            &[
+                ("memory.current", "22347776\n"),
+                ("memory.max", "67108864\n"),
+                ("memory.peak", "23068672\n"),
+                ("memory.stat", MEMORY_STAT),
+                ("memory.events", "low 0\nhigh 0\nmax 4\noom 0\noom_kill 0\n"),
+                ("memory.swap.current", "0\n"),
+                ("memory.swap.max", "max\n"),
+                (
+                    "cpu.stat",
+                    "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n\
+                     nr_periods 10\nnr_throttled 2\nthrottled_usec 3000\n",
+                ),
+                ("pids.current", "3\n"),
+                ("pids.max", "max\n"),
+                (
+                    "io.stat",
+                    "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n\
+                     253:1 rbytes=512 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
+                ),
+                ("cpuset.cpus.effective", "0-1\n"),
+                ("cpuset.mems.effective", "0\n"),
+            ],
+        );
+        for c in [
+            Controller::Memory,
+            Controller::Cpu,
+            Controller::Cpuacct,
+            Controller::Pids,
+        ] {
+            assert!(cg.is_v2(c), "{c:?}");
+        }
+        let s = cg.stats().unwrap();
+
+        assert_eq!(s.cpu.usage.total, 1_500_000_000);
+        assert_eq!(s.cpu.usage.user, 1_000_000_000);
+        assert_eq!(s.cpu.usage.kernel, 500_000_000);
+        assert!(s.cpu.usage.percpu.is_empty(), "v2 has no per-CPU usage");
+        assert_eq!(s.cpu.throttling.periods, 10);
+        assert_eq!(s.cpu.throttling.throttled_periods, 2);
+        assert_eq!(s.cpu.throttling.throttled_time, 3_000_000);
+
+        assert_eq!(s.memory.usage.usage, 22_347_776);
+        assert_eq!(s.memory.usage.limit, 64 << 20);
+        assert_eq!(s.memory.usage.max, 23_068_672);
+        assert_eq!(s.memory.usage.failcnt, 4);
+        assert_eq!(
+            s.memory.cache, 20_975_616,
+            "v2's cache is memory.stat's file"
+        );
+        assert_eq!(s.memory.raw["inactive_file"], 4096);
+        assert_eq!(s.memory.raw["shmem"], 20_971_520);
+        assert_eq!(
+            s.memory.swap.limit,
+            u64::MAX,
+            "unlimited swap stays unlimited"
+        );
+
+        assert_eq!(s.pids.current, 3);
+        assert_eq!(s.pids.limit, 0, "max reads as 0");
+
+        let bytes: Vec<(u64, u64, &str, u64)> = s
+            .blkio
+            .io_service_bytes_recursive
+            .iter()
+            .map(|e| (e.major, e.minor, e.op.as_str(), e.value))
+            .collect();
+        assert_eq!(
+            bytes,
+            [
+                (8, 0, "Read", 4096),
+                (8, 0, "Write", 8192),
+                (8, 0, "Discard", 0),
+                (253, 1, "Read", 512),
+                (253, 1, "Write", 0),
+                (253, 1, "Discard", 0),
+            ]
+        );
+        assert_eq!(s.blkio.io_serviced_recursive[1].value, 2);
+        assert_eq!(s.cpuset.cpus, [0, 1]);
+        assert!(s.hugetlb.is_empty());
+    }
+
+    #[test]
+    fn v2_limits_and_missing_files() {
+        let (_tmp, cg) = fake_v2(
+            "limits",
+            &[
+                ("memory.current", "4096\n"),
+                ("memory.max", "max\n"),
+                ("pids.current", "1\n"),
+                ("pids.max", "100\n"),
+            ],
+        );
+        let s = cg.stats().unwrap();
+        assert_eq!(s.memory.usage.limit, u64::MAX, "unlimited memory");
+        assert_eq!(s.memory.usage.usage, 4096);
+        assert!(s.memory.raw.is_empty());
+        assert_eq!(s.pids.limit, 100);
+        assert_eq!(
+            s.cpu.usage.total, 0,
+            "no cpu.stat: zero, as runc reports it"
+        );
+        assert!(s.blkio.io_service_bytes_recursive.is_empty());
+    }
+}

@@ -204,7 +204,14 @@ fn detached_containers_list_log_exec_and_stop() {
     if have_docker_cli() {
         for args in [
             &["ps"][..],
-            &["ps", "-a", "--no-trunc"],
+            &[
+                "ps",
+                "-a",
+                "--no-trunc",
+                "--format",
+                // CREATED and STATUS move with the clock between the two commands.
+                "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Ports}}\t{{.Names}}",
+            ],
             &[
                 "ps",
                 "--format",

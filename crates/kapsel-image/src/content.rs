@@ -10,7 +10,7 @@
 //! `archive::load`) are adopted the same way, fsynced and linked, without a copy.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::digest::{digest_reader, Digest, HashingReader, SHA256};
+use crate::digest::{digest_reader, Digest, Digester, HashingReader, SHA256};
 use crate::error::{ImageError, Result};
 
 /// Stored blobs are read-only: they are addressed by their content, so changing one in
@@ -95,6 +95,44 @@ impl ContentStore {
                 });
             }
         }
+        ingest.commit(&self.blob_path(&digest))?;
+        sync_dir(&self.blobs)?;
+        Ok((digest, size))
+    }
+
+    /// Stores what `produce` writes, hashed as it is written, and returns its digest and
+    /// size. As with [`ContentStore::write_blob`], the blob appears under its digest only
+    /// complete and fsynced; if `produce` fails nothing is stored. A blob over
+    /// [`StoreOptions::max_blob_size`] is refused.
+    pub fn write_blob_with(
+        &self,
+        produce: impl FnOnce(&mut dyn Write) -> Result<()>,
+    ) -> Result<(Digest, u64)> {
+        let ingest = IngestFile::create(&self.ingest)?;
+        let file: &File = &ingest.file;
+        let mut writer = HashingWriter {
+            inner: io::BufWriter::with_capacity(256 << 10, file),
+            digester: Digester::new(),
+            bytes: 0,
+            limit: self.options.max_blob_size,
+            flushed: 0,
+        };
+        let produced = produce(&mut writer);
+        if let Some(limit) = writer.limit.filter(|l| writer.bytes > *l) {
+            return Err(ImageError::BlobTooLarge {
+                blob: "(being written)".into(),
+                limit,
+            });
+        }
+        produced?;
+        writer
+            .inner
+            .flush()
+            .map_err(|e| ImageError::io("write blob into", &ingest.path, e))?;
+        let (digest, size) = (writer.digester.finish(), writer.bytes);
+        drop(writer.inner);
+        file.sync_all()
+            .map_err(|e| ImageError::io("fsync", &ingest.path, e))?;
         ingest.commit(&self.blob_path(&digest))?;
         sync_dir(&self.blobs)?;
         Ok((digest, size))
@@ -275,6 +313,47 @@ pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     // call touches no memory of ours. Errors are ignored: nothing depends on it succeeding.
     unsafe {
         libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+/// Hashes and counts what goes through it to the ingest file, refusing to go past the
+/// size limit and starting writeback as it goes.
+struct HashingWriter<W: Write> {
+    inner: W,
+    digester: Digester,
+    bytes: u64,
+    limit: Option<u64>,
+    /// Bytes handed to writeback so far.
+    flushed: u64,
+}
+
+impl Write for HashingWriter<io::BufWriter<&File>> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self
+            .limit
+            .is_some_and(|l| self.bytes + buf.len() as u64 > l)
+        {
+            self.bytes += buf.len() as u64;
+            return Err(io::Error::other("blob size limit exceeded"));
+        }
+        let n = self.inner.write(buf)?;
+        self.digester.update(&buf[..n]);
+        self.bytes += n as u64;
+        const CHUNK: u64 = 8 << 20;
+        if self.bytes - self.flushed >= CHUNK {
+            // What the BufWriter still holds is not in the file yet; the fsync covers it.
+            start_writeback(
+                self.inner.get_ref(),
+                self.flushed,
+                self.bytes - self.flushed,
+            );
+            self.flushed = self.bytes;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -152,6 +152,18 @@ pub enum ImageError {
         source: std::io::Error,
     },
     #[error(
+        "{path}: {reason}: the container changed its files while they were read: commit \
+         it paused (the default) or stopped"
+    )]
+    ContainerFileChanged { path: String, reason: String },
+    #[error(
+        "{path} uses overlayfs {feature}, which a layer cannot hold: mount overlayfs with \
+         redirect_dir=off and metacopy=off (the kernel's defaults)"
+    )]
+    OverlayFeature { path: String, feature: &'static str },
+    #[error("invalid change {instruction:?}: {reason}")]
+    InvalidChange { instruction: String, reason: String },
+    #[error(
         "{name} is over {limit} bytes, too large to be the {what} it should be: check \
          the digest or archive member name that led to it"
     )]
@@ -160,6 +172,16 @@ pub enum ImageError {
         what: &'static str,
         limit: u64,
     },
+}
+
+/// Errors of committing, importing and pruning (diff.rs, instructions.rs, commit.rs).
+impl ImageError {
+    pub fn invalid_change(instruction: &str, reason: impl Into<String>) -> Self {
+        ImageError::InvalidChange {
+            instruction: instruction.to_string(),
+            reason: reason.into(),
+        }
+    }
 }
 
 impl ImageError {

@@ -211,6 +211,52 @@ impl ImageDb {
         Ok(id)
     }
 
+    /// Records an image and points `tags` at it, all in one transaction: a crash leaves
+    /// either the tagged image or nothing. Returns its ID. As with [`ImageDb::add_image`],
+    /// an image already here is kept as it is (its tags are still set).
+    pub fn add_image_tagged(&self, image: &NewImage, tags: &[Reference]) -> Result<Digest> {
+        let id = image.id();
+        let (config, facts) = parse_config(&id, &image.config)?;
+        if facts.rootfs.diff_ids.len() != image.layers.len() {
+            return Err(ImageError::InvalidImageConfig {
+                id,
+                reason: format!(
+                    "its rootfs has {} diff IDs but the manifest lists {} layers",
+                    facts.rootfs.diff_ids.len(),
+                    image.layers.len()
+                ),
+            });
+        }
+        if let Some(tag) = tags.iter().find(|t| t.digest.is_some()) {
+            return Err(ImageError::InvalidReference {
+                reference: tag.familiar(),
+                reason: "a tag cannot carry a digest: give a name and tag only".to_string(),
+            });
+        }
+        let tx = self.write()?;
+        if !image_exists(&tx, &id)? {
+            insert_image(&tx, &id, image, config, &facts)?;
+        }
+        for tag in tags {
+            tx.execute(
+                "INSERT INTO tags (reference, image_id) VALUES (?1, ?2)
+                 ON CONFLICT (reference) DO UPDATE SET image_id = excluded.image_id",
+                params![tag.to_string(), id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Whether some image references the blob (as config, manifest or layer).
+    pub fn blob_referenced(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM referenced_blobs WHERE digest = ?1)",
+            [digest],
+            |row| row.get(0),
+        )?)
+    }
+
     /// Points `reference` at the image `id`, moving it from the image it named before, as
     /// `docker tag` does.
     pub fn tag(&self, reference: &Reference, id: &Digest) -> Result<()> {

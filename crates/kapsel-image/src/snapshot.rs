@@ -76,6 +76,11 @@ impl Snapshots {
         self.root.join("containers").join(id)
     }
 
+    /// Where the container's writes are (its overlayfs upper directory).
+    pub fn upper_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("upper")
+    }
+
     /// Mounts the container's root filesystem: the layers of `chain` (bottom first) as
     /// read-only lower directories, and the container's own upper directory where its
     /// writes go. Returns the mount point.

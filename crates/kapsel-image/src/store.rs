@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::{json, Value};
 
@@ -35,6 +35,10 @@ pub struct ImageStore {
     content: ContentStore,
     db: Mutex<ImageDb>,
     snapshots: Snapshots,
+    /// Held shared by whatever writes blobs (or layer snapshots) before recording the
+    /// image that references them (load, commit, import), and exclusively by garbage
+    /// collection, which would otherwise take them for garbage.
+    gc_lock: RwLock<()>,
 }
 
 impl ImageStore {
@@ -51,11 +55,13 @@ impl ImageStore {
             content: ContentStore::open(root.join("content"))?,
             db: Mutex::new(ImageDb::open(root.join("images.db"))?),
             snapshots,
+            gc_lock: RwLock::new(()),
         })
     }
 
     /// Loads every image of an archive, then records and tags each: the IDs with tags.
     pub fn load(&self, input: impl Read) -> Result<Vec<(Digest, Vec<Reference>)>> {
+        let _ingest = self.ingest_guard();
         let loaded = archive::load(&self.content, input)?;
         let mut images = Vec::with_capacity(loaded.len());
         for image in loaded {
@@ -347,7 +353,31 @@ impl ImageStore {
         Ok(())
     }
 
-    fn db(&self) -> MutexGuard<'_, ImageDb> {
+    pub(crate) fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    pub(crate) fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
+    /// Shared: blobs may be written that no image references yet.
+    pub(crate) fn ingest_guard(&self) -> RwLockReadGuard<'_, ()> {
+        self.gc_lock.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exclusive: nothing is being written that garbage collection could take.
+    pub(crate) fn gc_guard(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gc_lock.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes a tag only; the image stays (dangling if it was its last). Returns the
+    /// image it named, if it was a tag.
+    pub fn untag(&self, reference: &Reference) -> Result<Option<Digest>> {
+        self.db().untag(reference)
+    }
+
+    pub(crate) fn db(&self) -> MutexGuard<'_, ImageDb> {
         // A panic while holding the lock cannot leave the database half-changed (every
         // change is one transaction), so a poisoned lock is still good.
         self.db.lock().unwrap_or_else(|e| e.into_inner())
@@ -355,7 +385,7 @@ impl ImageStore {
 }
 
 /// An image config as the database keeps it.
-fn parse_config(id: &Digest, text: Option<String>) -> Result<Value> {
+pub(crate) fn parse_config(id: &Digest, text: Option<String>) -> Result<Value> {
     let invalid = |reason: String| ImageError::InvalidImageConfig {
         id: id.clone(),
         reason,
@@ -365,7 +395,7 @@ fn parse_config(id: &Digest, text: Option<String>) -> Result<Value> {
 }
 
 /// An RFC 3339 time (`2024-05-01T12:00:00.5+02:00`) as seconds since the Unix epoch.
-fn unix_seconds(time: &str) -> Option<i64> {
+pub(crate) fn unix_seconds(time: &str) -> Option<i64> {
     let (date, rest) = time.split_once(['T', 't', ' '])?;
     let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
     let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
@@ -384,7 +414,7 @@ fn unix_seconds(time: &str) -> Option<i64> {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

@@ -285,6 +285,17 @@ fn unpack_into(layer: impl Read, dir: &Path, options: &UnpackOptions) -> Result<
     })
 }
 
+/// The layer stream with its compression (plain, gzip or zstd, by magic bytes) undone.
+pub(crate) fn decompressed<'a>(layer: impl Read + 'a) -> Result<(Compression, Box<dyn Read + 'a>)> {
+    let (compression, input) = detect_compression(layer)?;
+    let decoded: Box<dyn Read + 'a> = match compression {
+        Compression::None => Box::new(input),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(input).map_err(read_error)?),
+    };
+    Ok((compression, decoded))
+}
+
 /// Reads the first bytes to recognise the compression, and gives back a reader that still
 /// yields them. Magic bytes, not the media type, decide: registries mislabel layers.
 fn detect_compression(mut layer: impl Read) -> Result<(Compression, impl Read)> {

@@ -69,6 +69,13 @@ async fn serve(flags: Flags) -> Result<()> {
         ImageStore::open(&config.data_root)
             .with_context(|| format!("opening the images in {}", config.data_root.display()))?,
     );
+    // Blobs and layers that a crash left unreferenced, collected off the start-up path.
+    let collected = images.clone();
+    tokio::task::spawn_blocking(move || match collected.gc() {
+        Ok(bytes) if bytes > 0 => tracing::info!(bytes, "collected unreferenced image data"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("collecting unreferenced image data: {e}"),
+    });
     let engine_config = daemon::engine_config(&config, flags.cgroup_parent, &flags.log_opts)?;
     let cgroup_parent = engine_config.cgroup_parent.clone();
     let engine = Engine::open(engine_config, images.clone())

@@ -523,3 +523,28 @@ fn events_report_the_life_of_a_container() {
         "{out}"
     );
 }
+
+#[test]
+fn docker_py_drives_containers() {
+    let Some(d) = daemon_with_busybox("docker-py") else {
+        return;
+    };
+    let check = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .unwrap();
+    if !check.success() {
+        eprintln!("SKIP: python3-docker is not installed (scripts/install-deps.sh installs it)");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/docker_py_flow.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("unix://{}", d.socket().display()))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("docker-py flow ok"), "{text}");
+}

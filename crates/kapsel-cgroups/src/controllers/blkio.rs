@@ -137,14 +137,24 @@ pub(crate) fn stats(f: Files, out: &mut Blkio) -> Result<()> {
 
 /// v1 keeps the same counters per I/O policy (CFQ, BFQ, throttling); the first policy that
 /// has counted anything is reported, since e.g. BFQ's files stay empty for devices using
-/// another scheduler while throttling counts all I/O.
+/// another scheduler while throttling counts all I/O. Last, as runc does, the throttling
+/// policy's non-recursive files (older kernels have no `_recursive` ones for it).
 fn stats_v1(dir: &Path, out: &mut Blkio) -> Result<()> {
-    for prefix in ["blkio.", "blkio.bfq.", "blkio.throttle."] {
-        let bytes = read_v1(&dir.join(format!("{prefix}io_service_bytes_recursive")))?;
+    let recursive = ["blkio.", "blkio.bfq.", "blkio.throttle."].map(|prefix| {
+        (
+            format!("{prefix}io_service_bytes_recursive"),
+            format!("{prefix}io_serviced_recursive"),
+        )
+    });
+    let plain = (
+        "blkio.throttle.io_service_bytes".to_string(),
+        "blkio.throttle.io_serviced".to_string(),
+    );
+    for (bytes_file, serviced_file) in recursive.into_iter().chain([plain]) {
+        let bytes = read_v1(&dir.join(bytes_file))?;
         if !bytes.is_empty() {
             out.io_service_bytes_recursive = bytes;
-            out.io_serviced_recursive =
-                read_v1(&dir.join(format!("{prefix}io_serviced_recursive")))?;
+            out.io_serviced_recursive = read_v1(&dir.join(serviced_file))?;
             break;
         }
     }
@@ -217,6 +227,39 @@ mod tests {
         assert_eq!(io_weight(10), 1);
         assert_eq!(io_weight(500), 4950);
         assert_eq!(io_weight(1000), 10000);
+    }
+
+    #[test]
+    fn v1_falls_back_to_the_throttling_policy() {
+        let dir = std::env::temp_dir().join(format!("kapsel-blkio-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // BFQ present but idle (another scheduler), no recursive throttling files.
+        std::fs::write(
+            dir.join("blkio.bfq.io_service_bytes_recursive"),
+            "Total 0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("blkio.throttle.io_service_bytes"),
+            "253:0 Read 4096\n253:0 Write 8192\n253:0 Total 12288\nTotal 12288\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("blkio.throttle.io_serviced"),
+            "253:0 Read 1\n253:0 Write 2\n253:0 Total 3\nTotal 3\n",
+        )
+        .unwrap();
+        let mut out = Blkio::default();
+        stats_v1(&dir, &mut out).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let ops: Vec<(&str, u64)> = out
+            .io_service_bytes_recursive
+            .iter()
+            .map(|e| (e.op.as_str(), e.value))
+            .collect();
+        assert_eq!(ops, [("Read", 4096), ("Write", 8192), ("Total", 12288)]);
+        assert_eq!(out.io_service_bytes_recursive[0].major, 253);
+        assert_eq!(out.io_serviced_recursive.len(), 3);
     }
 
     #[test]

@@ -1739,7 +1739,12 @@ fn extract_archive(tar: &[u8], dst: &Path) -> Result<(), CmdError> {
             .map(|c| PathBuf::from(c.as_os_str()));
         let root = root.get_or_insert_with(|| first.clone().unwrap_or_default());
         let rest = path.strip_prefix(&*root).unwrap_or(&path);
-        let target = parent.join(new_name).join(rest);
+        // join("") would add a trailing '/', which a file cannot be unpacked to.
+        let target = if rest.as_os_str().is_empty() {
+            parent.join(new_name)
+        } else {
+            parent.join(new_name).join(rest)
+        };
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir)?;
         }

@@ -1,9 +1,12 @@
-//! `/images/...`: list, inspect, load, tag, remove and save images.
+//! `/images/...`: list, inspect, load, tag, remove, save, import, history and prune
+//! images; also the image-making and image-accounting endpoints outside `/images`:
+//! `POST /commit`, `GET /containers/{id}/changes` and `GET /system/df`.
 //!
 //! The image store does blocking file and SQLite work, so it runs in
 //! `spawn_blocking`; archives stream between the request or response body and that work
 //! through channels, never whole in memory.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufWriter, Read, Write};
 
 use axum::body::{Body, Bytes};
@@ -12,13 +15,18 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
+use kapsel_image::commit::ImportOptions;
+use kapsel_image::instructions;
+use kapsel_image::metadata::ImageRecord;
 use kapsel_image::reference::Reference;
 use kapsel_image::store::{ImageStore, RemoveEvent};
 use kapsel_image::ImageError;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::{flag, page_not_found, param, ApiError, AppState};
+use crate::containers::commit::CommitRequest;
+use crate::containers::{inspect, ContainerError};
 
 /// Query parameters as pairs: `names` may be given several times.
 type Params = Query<Vec<(String, String)>>;
@@ -36,16 +44,8 @@ pub async fn load(State(state): State<AppState>, body: Body) -> Result<Response,
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let store = state.images.clone();
     let task = tokio::task::spawn_blocking(move || store.load(ChannelReader::new(rx)));
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(io::Error::other);
-        let failed = chunk.is_err();
-        // A send fails once the loader stopped reading: it is done or has failed.
-        if tx.send(chunk).await.is_err() || failed {
-            break;
-        }
-    }
-    drop(tx);
+    // A send fails once the loader stopped reading: it is done or has failed.
+    forward_body(body, tx).await;
     let loaded = task
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
@@ -82,11 +82,249 @@ pub async fn save_named(
     save(&state, names).await
 }
 
-pub async fn create() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "pulling from registries is not supported yet: load images with docker load",
-    )
+/// `POST /images/create`: `fromSrc` imports a root filesystem tarball (`docker import`);
+/// pulling (`fromImage`) is not there yet.
+pub async fn create(
+    State(state): State<AppState>,
+    Query(params): Params,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match param(&params, "fromSrc") {
+        Some(source) => import(&state, source, &params, body).await,
+        None => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "pulling from registries is not supported yet: load images with docker load",
+        )),
+    }
+}
+
+/// `docker import`: the body is the tarball (`fromSrc=-`); the answer is the JSON
+/// message stream the CLI prints, ending with the image ID.
+async fn import(
+    state: &AppState,
+    source: &str,
+    params: &[(String, String)],
+    body: Body,
+) -> Result<Response, ApiError> {
+    if source != "-" {
+        return Err(ApiError::bad_request(format!(
+            "importing from {source:?} is not supported: download it and import the file \
+             (docker import FILE)"
+        )));
+    }
+    if let Some(platform) = param(params, "platform").filter(|p| !p.is_empty()) {
+        if !platform.starts_with("linux") {
+            return Err(ApiError::bad_request(format!(
+                "platform {platform:?} is not supported: only linux images run here"
+            )));
+        }
+    }
+    let tags: Vec<Reference> = repo_tag(param(params, "repo"), param(params, "tag"))?
+        .into_iter()
+        .collect();
+    let mut config = Map::new();
+    instructions::apply(&mut config, &all(params, "changes")).map_err(image_error)?;
+    let comment = match param(params, "message").filter(|m| !m.is_empty()) {
+        Some(message) => message.to_string(),
+        None => format!("Imported from {source}"),
+    };
+    let options = ImportOptions {
+        config,
+        comment,
+        tags: tags.clone(),
+    };
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let store = state.images.clone();
+    let task = tokio::task::spawn_blocking(move || store.import(ChannelReader::new(rx), &options));
+    forward_body(body, tx).await;
+    let id = task
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(image_error)?;
+    let name = tags.first().map(Reference::familiar).unwrap_or_default();
+    state.engine.events.publish(
+        "image",
+        "import",
+        &id.to_string(),
+        [("name".to_string(), name)],
+    );
+    let message = format!("{}\n", json!({ "status": id.to_string() }));
+    Ok(([("Content-Type", "application/json")], message).into_response())
+}
+
+/// Streams the request body into the blocking side until it ends or is no longer read.
+async fn forward_body(body: Body, tx: mpsc::Sender<io::Result<Bytes>>) {
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(io::Error::other);
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`, the body a
+/// config to commit: 201 `{"Id": ...}`.
+pub async fn commit(
+    State(state): State<AppState>,
+    Query(params): Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let container = param(&params, "container").unwrap_or_default();
+    let tags: Vec<Reference> = repo_tag(param(&params, "repo"), param(&params, "tag"))?
+        .into_iter()
+        .collect();
+    // dockerd's BoolValue, defaulting to true from API 1.13 on.
+    let pause = param(&params, "pause").is_none_or(|v| {
+        !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "0" | "no" | "false" | "none"
+        ) || v.is_empty()
+    });
+    let config = match serde_json::from_slice::<Value>(&body) {
+        _ if body.iter().all(u8::is_ascii_whitespace) => None,
+        Ok(Value::Null) => None,
+        Ok(Value::Object(map)) => Some(map),
+        Ok(_) => {
+            return Err(ApiError::bad_request(
+                "the commit body must be a JSON object",
+            ))
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid JSON in the commit body: {e}"
+            )))
+        }
+    };
+    let request = CommitRequest {
+        tags,
+        comment: param(&params, "comment").unwrap_or_default().to_string(),
+        author: param(&params, "author").unwrap_or_default().to_string(),
+        pause,
+        changes: all(&params, "changes"),
+        config,
+    };
+    let id = state
+        .engine
+        .commit(container, request)
+        .await
+        .map_err(container_error)?;
+    Ok((StatusCode::CREATED, Json(json!({ "Id": id.to_string() }))).into_response())
+}
+
+/// `GET /containers/{id}/changes` (`docker diff`).
+pub async fn changes(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let changes = state.engine.changes(&id).await.map_err(container_error)?;
+    Ok(Json(Value::Array(
+        changes
+            .into_iter()
+            .map(|c| json!({"Path": c.path, "Kind": c.kind as u8}))
+            .collect(),
+    )))
+}
+
+/// `POST /images/prune?filters=`: removes the images no container uses (only dangling
+/// ones unless `dangling=false`), then collects garbage.
+pub async fn prune(
+    State(state): State<AppState>,
+    Query(params): Params,
+) -> Result<Json<Value>, ApiError> {
+    let filters = PruneFilters::parse(param(&params, "filters"))?;
+    let in_use: HashSet<String> = state
+        .engine
+        .all()
+        .iter()
+        .map(|c| c.record().image_id.clone())
+        .collect();
+    let report = blocking(&state, move |store| {
+        store.prune(|record, config| {
+            !in_use.contains(&record.id.to_string()) && filters.selects(record, config)
+        })
+    })
+    .await?;
+    let deleted: Vec<Value> = report
+        .events
+        .iter()
+        .map(|event| {
+            publish_removal(&state, event);
+            removal_json(event)
+        })
+        .collect();
+    state.engine.events.publish(
+        "image",
+        "prune",
+        "",
+        [("reclaimed".to_string(), report.reclaimed.to_string())],
+    );
+    Ok(Json(json!({
+        "ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) },
+        "SpaceReclaimed": report.reclaimed,
+    })))
+}
+
+/// `GET /system/df`: the images' and containers' disk usage (no volumes or build cache
+/// here yet).
+pub async fn system_df(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut records: Vec<_> = state.engine.all().iter().map(|c| c.snapshot()).collect();
+    records.sort_by(|a, b| b.created.cmp(&a.created));
+    let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    let (usage, rw_sizes) = blocking(&state, move |store| {
+        let usage = store.disk_usage()?;
+        let rw: Vec<u64> = ids
+            .iter()
+            .map(|id| store.container_rw_size(id).unwrap_or(0))
+            .collect();
+        Ok((usage, rw))
+    })
+    .await?;
+    let mut users: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        *users.entry(r.image_id.clone()).or_default() += 1;
+    }
+    let image_size: HashMap<String, u64> = usage
+        .images
+        .iter()
+        .map(|i| (i.record.id.to_string(), i.size))
+        .collect();
+    let images: Vec<Value> = usage
+        .images
+        .iter()
+        .map(|i| {
+            let id = i.record.id.to_string();
+            json!({
+                "Id": id,
+                "ParentId": "",
+                "RepoTags": i.record.tags.iter().map(Reference::familiar).collect::<Vec<_>>(),
+                "RepoDigests": [],
+                "Created": i.record.created.as_deref().map(inspect::unix_seconds).unwrap_or(0),
+                "Size": i.size,
+                "SharedSize": i.shared_size,
+                "Labels": i.config.pointer("/config/Labels").cloned().unwrap_or(json!({})),
+                "Containers": users.get(&id).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    let containers: Vec<Value> = records
+        .iter()
+        .zip(rw_sizes)
+        .map(|(r, rw)| {
+            let mut summary = inspect::summary(r);
+            summary["SizeRw"] = json!(rw);
+            summary["SizeRootFs"] = json!(rw + image_size.get(&r.image_id).copied().unwrap_or(0));
+            summary
+        })
+        .collect();
+    Ok(Json(json!({
+        "LayersSize": usage.layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": [],
+        "BuildCache": [],
+    })))
 }
 
 /// `/images/{name}[/op]`: names may contain '/', so the operation is the last segment.
@@ -110,7 +348,8 @@ pub async fn by_name(
         }
         (&Method::GET, "get") => save(&state, vec![name.to_string()]).await,
         (&Method::POST, "tag") => tag(&state, name, &params).await,
-        (&Method::POST, "push") | (&Method::GET, "history") => Err(ApiError::new(
+        (&Method::GET, "history") => history(&state, name).await,
+        (&Method::POST, "push") => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             format!("/images/{{name}}/{op} is not supported yet"),
         )),
@@ -135,17 +374,290 @@ async fn tag(
     Ok(StatusCode::CREATED.into_response())
 }
 
-async fn remove(state: &AppState, name: &str, force: bool) -> Result<Response, ApiError> {
+/// `GET /images/{name}/history`, newest first.
+async fn history(state: &AppState, name: &str) -> Result<Response, ApiError> {
     let name = name.to_string();
-    let events = blocking(state, move |store| store.remove(&name, force)).await?;
-    let events: Vec<Value> = events
+    let items = blocking(state, move |store| store.history(&name)).await?;
+    let items: Vec<Value> = items
         .into_iter()
-        .map(|event| match event {
-            RemoveEvent::Untagged(tag) => json!({ "Untagged": tag }),
-            RemoveEvent::Deleted(id) => json!({ "Deleted": id.to_string() }),
+        .map(|i| {
+            json!({
+                "Id": i.id.map_or_else(|| "<missing>".to_string(), |d| d.to_string()),
+                "Created": i.created,
+                "CreatedBy": i.created_by,
+                "Tags": if i.tags.is_empty() { Value::Null } else { json!(i.tags) },
+                "Size": i.size,
+                "Comment": i.comment,
+            })
+        })
+        .collect();
+    Ok(Json(items).into_response())
+}
+
+/// `DELETE /images/{name}`. An image containers were created from is not deleted: its
+/// last tag or its ID is refused (409) unless `force`, which then only removes its
+/// tags, so the containers keep their image.
+async fn remove(state: &AppState, name: &str, force: bool) -> Result<Response, ApiError> {
+    let owned = name.to_string();
+    let record = blocking(state, move |store| store.resolve(&owned)).await?;
+    let image_id = record.id.to_string();
+    let users = state.engine.image_users(&image_id);
+    let named_tag = Reference::parse(name)
+        .ok()
+        .filter(|r| record.tags.contains(r));
+    let deletes_image = named_tag.is_none() || record.tags.len() <= 1;
+    let events = if users.is_empty() || !deletes_image {
+        let owned = name.to_string();
+        blocking(state, move |store| store.remove(&owned, force)).await?
+    } else if !force {
+        let message = in_use_conflict(name, &record, &users, named_tag.is_some());
+        return Err(ApiError::new(StatusCode::CONFLICT, message));
+    } else {
+        let untag: Vec<Reference> = match named_tag {
+            Some(tag) => vec![tag],
+            None => record.tags.clone(),
+        };
+        if untag.is_empty() {
+            // Untagged already: all that is left would be deleting it from under them.
+            let message = in_use_conflict(name, &record, &users, false)
+                .replace("(must be forced)", "(cannot be forced)");
+            return Err(ApiError::new(StatusCode::CONFLICT, message));
+        }
+        blocking(state, move |store| {
+            untag
+                .iter()
+                .map(|t| {
+                    store.untag(t)?;
+                    Ok(RemoveEvent::Untagged(t.familiar()))
+                })
+                .collect::<kapsel_image::Result<Vec<_>>>()
+        })
+        .await?
+    };
+    let events: Vec<Value> = events
+        .iter()
+        .map(|event| {
+            publish_removal(state, event);
+            removal_json(event)
         })
         .collect();
     Ok(Json(events).into_response())
+}
+
+/// dockerd's 409 message for an image a container uses: by tag, its "repository
+/// reference" wording; by ID, the delete wording naming a running container first.
+fn in_use_conflict(
+    name: &str,
+    record: &ImageRecord,
+    users: &[(String, bool)],
+    by_tag: bool,
+) -> String {
+    let short_image = &record.id.hex()[..12];
+    let (container, running) = users
+        .iter()
+        .find(|(_, running)| *running)
+        .unwrap_or(&users[0]);
+    let short = &container[..container.len().min(12)];
+    if by_tag {
+        format!(
+            "conflict: unable to remove repository reference \"{name}\" (must force) - \
+             container {short} is using its referenced image {short_image}"
+        )
+    } else {
+        let state = if *running { "running" } else { "stopped" };
+        format!(
+            "conflict: unable to delete {short_image} (must be forced) - image is being used \
+             by {state} container {short}"
+        )
+    }
+}
+
+fn removal_json(event: &RemoveEvent) -> Value {
+    match event {
+        RemoveEvent::Untagged(tag) => json!({ "Untagged": tag }),
+        RemoveEvent::Deleted(id) => json!({ "Deleted": id.to_string() }),
+    }
+}
+
+fn publish_removal(state: &AppState, event: &RemoveEvent) {
+    let (action, id, name) = match event {
+        RemoveEvent::Untagged(tag) => ("untag", tag.clone(), tag.clone()),
+        RemoveEvent::Deleted(id) => ("delete", id.to_string(), id.to_string()),
+    };
+    state
+        .engine
+        .events
+        .publish("image", action, &id, [("name".to_string(), name)]);
+}
+
+/// The `repo` (which may carry a tag) and `tag` query parameters as one reference; none
+/// without a repo (the image stays untagged).
+fn repo_tag(repo: Option<&str>, tag: Option<&str>) -> Result<Option<Reference>, ApiError> {
+    let Some(repo) = repo.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let parsed = Reference::parse(repo)?;
+    let reference = match tag.filter(|t| !t.is_empty()) {
+        Some(tag) => Reference::parse(&format!("{}:{tag}", parsed.repository()))?,
+        None => parsed,
+    };
+    if reference.digest.is_some() {
+        return Err(ApiError::bad_request(
+            "refusing to create a tag with a digest reference",
+        ));
+    }
+    Ok(Some(reference))
+}
+
+/// Every value of a repeated query parameter.
+fn all(params: &[(String, String)], name: &str) -> Vec<String> {
+    params
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// Image errors with the statuses the new endpoints need on top of the usual ones.
+fn image_error(e: ImageError) -> ApiError {
+    match e {
+        ImageError::InvalidChange { .. } => ApiError::bad_request(e.to_string()),
+        ImageError::ContainerFileChanged { .. } => {
+            ApiError::new(StatusCode::CONFLICT, e.to_string())
+        }
+        ImageError::LayerRead { .. } | ImageError::UnsupportedCompression { .. } => {
+            ApiError::bad_request(e.to_string())
+        }
+        other => other.into(),
+    }
+}
+
+fn container_error(e: ContainerError) -> ApiError {
+    match e {
+        ContainerError::Image(image) => image_error(image),
+        other => other.into(),
+    }
+}
+
+/// `docker image prune`'s filters: `dangling` (default true: only untagged images),
+/// `until` (created before), `label` / `label!` (`key` or `key=value`).
+struct PruneFilters {
+    dangling_only: bool,
+    until: Option<i64>,
+    labels: Vec<String>,
+    not_labels: Vec<String>,
+}
+
+impl PruneFilters {
+    fn parse(text: Option<&str>) -> Result<PruneFilters, ApiError> {
+        let mut filters = PruneFilters {
+            dangling_only: true,
+            until: None,
+            labels: Vec::new(),
+            not_labels: Vec::new(),
+        };
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return Ok(filters);
+        };
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("invalid filters {text:?}: {e}")))?;
+        for (key, values) in value.as_object().into_iter().flatten() {
+            // `{"k": ["v"]}` or the older `{"k": {"v": true}}`.
+            let values: Vec<String> = match values {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+                Value::Object(o) => o.keys().cloned().collect(),
+                _ => Vec::new(),
+            };
+            match key.as_str() {
+                "dangling" => {
+                    for v in &values {
+                        filters.dangling_only = match v.to_ascii_lowercase().as_str() {
+                            "true" | "1" => true,
+                            "false" | "0" => false,
+                            _ => {
+                                return Err(ApiError::bad_request(format!(
+                                    "invalid filter 'dangling={v}'"
+                                )))
+                            }
+                        };
+                    }
+                }
+                "until" => {
+                    for v in &values {
+                        filters.until = Some(parse_until(v).ok_or_else(|| {
+                            ApiError::bad_request(format!("invalid filter 'until={v}'"))
+                        })?);
+                    }
+                }
+                "label" => filters.labels.extend(values),
+                "label!" => filters.not_labels.extend(values),
+                other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+            }
+        }
+        Ok(filters)
+    }
+
+    fn selects(&self, record: &ImageRecord, config: &Value) -> bool {
+        if self.dangling_only && !record.is_dangling() {
+            return false;
+        }
+        if let Some(until) = self.until {
+            let created = record.created.as_deref().map_or(0, inspect::unix_seconds);
+            if created >= until {
+                return false;
+            }
+        }
+        let labels = config.pointer("/config/Labels").and_then(Value::as_object);
+        let has = |spec: &String| {
+            let (key, value) = match spec.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (spec.as_str(), None),
+            };
+            labels
+                .and_then(|l| l.get(key))
+                .is_some_and(|v| value.is_none_or(|want| v.as_str() == Some(want)))
+        };
+        self.labels.iter().all(has) && !self.not_labels.iter().any(has)
+    }
+}
+
+/// `until`: unix seconds (maybe fractional), an RFC 3339 time, or a Go duration before
+/// now (`24h`, `10m`).
+fn parse_until(text: &str) -> Option<i64> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Some(seconds as i64);
+    }
+    if text.contains('T') || text.contains('-') {
+        let seconds = inspect::unix_seconds(text);
+        return (seconds != 0).then_some(seconds);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        total += number
+            * match &rest[..u] {
+                "h" => 3600.0,
+                "m" => 60.0,
+                "s" => 1.0,
+                "ms" => 0.001,
+                _ => return None,
+            };
+        rest = &rest[u..];
+    }
+    Some(now - total as i64)
 }
 
 /// Streams a docker-archive of `names`. Unknown names are answered 404 before the

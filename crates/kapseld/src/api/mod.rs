@@ -1,10 +1,13 @@
 //! The Engine API: routing, API version negotiation, and Docker-shaped errors.
 
+mod archive;
 mod containers;
 mod events;
 mod images;
+mod stats;
 mod stream;
 mod system;
+mod update;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -42,6 +45,9 @@ pub fn service(state: AppState) -> Router {
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save_named))
         .route("/images/create", post(images::create))
+        .route("/images/prune", post(images::prune))
+        .route("/commit", post(images::commit))
+        .route("/system/df", get(images::system_df))
         .route("/images/{*rest}", any(images::by_name))
         .route("/events", get(events::events))
         .route("/containers/json", get(containers::list))
@@ -57,9 +63,18 @@ pub fn service(state: AppState) -> Router {
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/changes", get(images::changes))
+        .route("/containers/{id}/stats", get(stats::stats))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/exec", post(containers::exec_create))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/update", post(update::update))
+        .route("/containers/prune", post(update::prune))
         .route("/containers/{id}", delete(containers::remove))
         .route("/exec/{id}/start", post(containers::exec_start))
         .route("/exec/{id}/resize", post(containers::exec_resize))

@@ -2,16 +2,20 @@
 //! remove, pause, rename) and the shims that supervise them. The API layer calls these
 //! operations; nothing here knows about HTTP.
 
+pub mod commit;
 pub mod db;
 pub mod etc;
 pub mod exec;
+pub mod fs;
 pub mod inspect;
 pub mod logs;
 pub mod names;
 pub mod record;
 pub mod restart;
 pub mod spec;
+pub mod stats;
 pub mod supervisor;
+pub mod update;
 pub mod user;
 
 use std::collections::BTreeMap;
@@ -117,7 +121,7 @@ pub struct Container {
     /// the shim, which accepts it before the container runs.
     attach_listener: Mutex<Option<UnixListener>>,
     /// Serialises start, stop, restart and remove of this container.
-    op_lock: tokio::sync::Mutex<()>,
+    pub(crate) op_lock: tokio::sync::Mutex<()>,
     /// Restarts in a row after short runs, for the restart back-off.
     quick_restarts: std::sync::atomic::AtomicU32,
 }
@@ -407,10 +411,13 @@ impl Engine {
             record.image_id.clone(),
             record.id.clone(),
         );
-        let rootfs = tokio::task::spawn_blocking(move || images.prepare_rootfs(&image_id, &id))
-            .await
-            .expect("rootfs task")?;
-        match self.launch(container, &record, &rootfs).await {
+        let launched = async {
+            let rootfs = tokio::task::spawn_blocking(move || images.prepare_rootfs(&image_id, &id))
+                .await
+                .expect("rootfs task")?;
+            self.launch(container, &record, &rootfs).await
+        };
+        match launched.await {
             Ok(started) => {
                 let mut r = container.record();
                 r.state = State {

@@ -113,13 +113,19 @@ fn read_in_root(rootfs: &Path, relative: &str) -> String {
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
     let open = || -> std::io::Result<OwnedFd> {
         let root = std::fs::File::open(rootfs)?;
-        Ok(openat2(
+        // Non-blocking and regular files only: the container owns these files and could
+        // make them a FIFO (a daemon stuck reading) or a device node (host data).
+        let fd = openat2(
             &root,
             relative,
-            OFlags::RDONLY | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOFOLLOW,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )?)
+        )?;
+        if !rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode).is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        Ok(fd)
     };
     let mut text = String::new();
     if let Ok(fd) = open() {
@@ -166,6 +172,16 @@ mod tests {
         assert_eq!(numeric.additional_gids, vec![29]);
         assert!(resolve(&dir, "nobody", &[]).is_err());
         assert!(resolve(&dir, "web:nogroup", &[]).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_passwd_is_not_read() {
+        let dir = rootfs("fifo");
+        std::fs::remove_file(dir.join("etc/passwd")).unwrap();
+        nix::unistd::mkfifo(&dir.join("etc/passwd"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // Would block for ever if the FIFO were opened for reading.
+        assert!(resolve(&dir, "web", &[]).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -10,7 +10,7 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxRes
 pub struct UpdateArgs {
     pub id: String,
     /// A JSON file with the resources (config.json's linux.resources); "-" for stdin.
-    #[arg(short, long)]
+    #[arg(short = 'r', long = "resources")]
     pub r: Option<PathBuf>,
     #[arg(long)]
     pub memory: Option<String>,
