@@ -1086,7 +1086,7 @@ fn podman_runs_the_saved_image(archive: &Path) {
         .flatten()
         .flatten()
     {
-        let _ = std::fs::remove_dir(hierarchy.path().join(cgroup_parent.trim_start_matches('/')));
+        remove_cgroup_tree(&hierarchy.path().join(cgroup_parent.trim_start_matches('/')));
     }
     let _ = Command::new("umount")
         .args(["-R", &dir.join("storage").display().to_string()])
@@ -1096,4 +1096,17 @@ fn podman_runs_the_saved_image(archive: &Path) {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// Removes an (empty of processes) cgroup directory and the ones below it, deepest first:
+/// podman puts conmon in a child cgroup of the parent it was given.
+fn remove_cgroup_tree(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
