@@ -468,9 +468,18 @@ pub async fn exec_start(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    let (exec, shim) = state.engine.exec_start(&id, !start.detach).await?;
-    let Some(shim) = shim else {
+    if start.detach {
+        state.engine.exec_start(&id, false).await?;
         return Ok(no_content());
+    }
+    let exec = state.engine.execs.get(&id)?;
+    let engine = state.engine.clone();
+    let shim = async move {
+        match engine.exec_start(&id, true).await {
+            Ok((_, Some(shim))) => Ok(shim),
+            Ok((_, None)) => Err("exec started without a stream".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     };
     let c = &exec.config;
     let options = StreamOptions {
@@ -496,6 +505,7 @@ pub async fn attach(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let shim = state.engine.attach_stream(&container)?;
     state.engine.emit(&record, "attach", &[]);
+    let shim = std::future::ready(Ok(shim));
     let options = StreamOptions {
         tty: record.config.tty,
         stdin: flag(&params, "stdin") && record.config.open_stdin,

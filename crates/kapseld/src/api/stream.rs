@@ -92,7 +92,9 @@ pub fn parse_detach_keys(spec: &str) -> Vec<u8> {
 pub fn hijack(
     upgrade: bool,
     on_upgrade: OnUpgrade,
-    shim: std::os::unix::net::UnixStream,
+    shim: impl std::future::Future<Output = Result<std::os::unix::net::UnixStream, String>>
+        + Send
+        + 'static,
     options: StreamOptions,
 ) -> Response {
     let content_type = if options.tty {
@@ -100,26 +102,35 @@ pub fn hijack(
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    let shim = match shim
-        .set_nonblocking(true)
-        .and_then(|_| tokio::net::UnixStream::from_std(shim))
-    {
-        Ok(s) => s,
-        Err(e) => return ApiError::internal(format!("container stream: {e}")).into_response(),
-    };
     if !upgrade {
         let (mut body_side, reader) = tokio::io::duplex(64 * 1024);
         tokio::spawn(async move {
-            let (mut from_shim, _to_shim) = shim.into_split();
-            let _ = relay_output(&mut from_shim, &mut body_side, &options).await;
+            match connect(shim).await {
+                Ok(shim) => {
+                    let (mut from_shim, _to_shim) = shim.into_split();
+                    let _ = relay_output(&mut from_shim, &mut body_side, &options).await;
+                }
+                Err(message) => report(&mut body_side, &message, options.tty).await,
+            }
         });
         let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader));
         return ([("Content-Type", content_type)], body).into_response();
     }
+    // The process is started (the shim future) only once the 101 has gone out: output
+    // sent together with the response headers would be lost by clients that read the
+    // headers through a buffer (docker-py).
     tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => relay(hyper_util::rt::TokioIo::new(upgraded), shim, options).await,
-            Err(e) => tracing::debug!("attach upgrade failed: {e}"),
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => hyper_util::rt::TokioIo::new(upgraded),
+            Err(e) => return tracing::debug!("attach upgrade failed: {e}"),
+        };
+        match connect(shim).await {
+            Ok(shim) => relay(upgraded, shim, options).await,
+            Err(message) => {
+                let mut client = upgraded;
+                report(&mut client, &message, options.tty).await;
+                let _ = client.shutdown().await;
+            }
         }
     });
     Response::builder()
@@ -129,6 +140,22 @@ pub fn hijack(
         .header("Upgrade", "tcp")
         .body(Body::empty())
         .expect("valid response")
+}
+
+async fn connect(
+    shim: impl std::future::Future<Output = Result<std::os::unix::net::UnixStream, String>>,
+) -> Result<tokio::net::UnixStream, String> {
+    let shim = shim.await?;
+    shim.set_nonblocking(true)
+        .and_then(|_| tokio::net::UnixStream::from_std(shim))
+        .map_err(|e| format!("container stream: {e}"))
+}
+
+/// A failure after the response went out reaches the client on its stderr stream.
+async fn report<W: AsyncWrite + Unpin>(client: &mut W, message: &str, tty: bool) {
+    let mut out = Vec::new();
+    frame_into(&mut out, 2, format!("{message}\n").as_bytes(), tty);
+    let _ = client.write_all(&out).await;
 }
 
 /// Output until the shim ends the stream (the process exited) or the client detaches.
