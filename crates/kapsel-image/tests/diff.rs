@@ -366,12 +366,30 @@ fn diff_ids_of(store: &ImageStore, image: &str) -> Vec<Digest> {
     serde_json::from_value(config["rootfs"]["diff_ids"].clone()).unwrap()
 }
 
-#[test]
-fn changes_commit_and_come_back_through_a_layer() {
-    let dir = TempDir::new("diff-roundtrip");
+/// A store in a new temporary directory, with the test image loaded; returns the
+/// directory (removed on drop), the store's data root and the store.
+fn store_with_image(name: &str) -> (TempDir, PathBuf, ImageStore) {
+    let dir = TempDir::new(name);
     let data = dir.path().join("data");
     let store = ImageStore::open(&data).unwrap();
     store.load(archive().as_slice()).unwrap();
+    (dir, data, store)
+}
+
+/// The scan of container `id`'s upper directory over the test image's layers.
+fn scan_container(store: &ImageStore, data: &Path, id: &str) -> Scan {
+    let upper = Snapshots::new(data.join("snapshots")).upper_dir(id);
+    Scan::new(
+        &upper,
+        &lowers(data, &diff_ids_of(store, IMAGE)),
+        &DiffOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn changes_commit_and_come_back_through_a_layer() {
+    let (_dir, data, store) = store_with_image("diff-roundtrip");
     let base = store.resolve(IMAGE).unwrap();
     let mut containers = Containers::new(&store);
     let root = containers.mount(IMAGE, "c1");
@@ -407,13 +425,7 @@ fn changes_commit_and_come_back_through_a_layer() {
     assert_eq!(changes, expected);
 
     // The layer: OCI whiteouts, the opaque marker, a hard link, xattrs; no mount points.
-    let upper = Snapshots::new(data.join("snapshots")).upper_dir("c1");
-    let scan = Scan::new(
-        &upper,
-        &lowers(&data, &diff_ids_of(&store, IMAGE)),
-        &DiffOptions::default(),
-    )
-    .unwrap();
+    let scan = scan_container(&store, &data, "c1");
     let mut layer = Vec::new();
     scan.write_layer(&mut layer).unwrap();
     let mut again = Vec::new();
@@ -531,10 +543,7 @@ fn changes_commit_and_come_back_through_a_layer() {
 
 #[test]
 fn nothing_changed_gives_an_empty_layer_and_no_new_layer() {
-    let dir = TempDir::new("diff-empty");
-    let data = dir.path().join("data");
-    let store = ImageStore::open(&data).unwrap();
-    store.load(archive().as_slice()).unwrap();
+    let (_dir, data, store) = store_with_image("diff-empty");
     let mut containers = Containers::new(&store);
     let root = containers.mount(IMAGE, "c1");
     // Only what the runtime creates to mount on.
@@ -546,13 +555,7 @@ fn nothing_changed_gives_an_empty_layer_and_no_new_layer() {
         .container_changes(IMAGE, "c1", &DiffOptions::default())
         .unwrap()
         .is_empty());
-    let upper = Snapshots::new(data.join("snapshots")).upper_dir("c1");
-    let scan = Scan::new(
-        &upper,
-        &lowers(&data, &diff_ids_of(&store, IMAGE)),
-        &DiffOptions::default(),
-    )
-    .unwrap();
+    let scan = scan_container(&store, &data, "c1");
     assert!(scan.is_empty());
     let mut layer = Vec::new();
     assert_eq!(scan.write_layer(&mut layer).unwrap(), 0);
@@ -610,10 +613,7 @@ fn a_directory_swapped_for_a_symlink_after_the_scan_is_not_followed() {
 
 #[test]
 fn import_history_disk_usage_and_prune() {
-    let dir = TempDir::new("diff-import");
-    let data = dir.path().join("data");
-    let store = ImageStore::open(&data).unwrap();
-    store.load(archive().as_slice()).unwrap();
+    let (_dir, data, store) = store_with_image("diff-import");
 
     // A gzip'd root filesystem tarball, as `docker import` gets it.
     let rootfs = Layer::new()
@@ -743,10 +743,7 @@ fn import_history_disk_usage_and_prune() {
 
 #[test]
 fn garbage_left_by_a_crash_is_collected() {
-    let dir = TempDir::new("diff-gc");
-    let data = dir.path().join("data");
-    let store = ImageStore::open(&data).unwrap();
-    store.load(archive().as_slice()).unwrap();
+    let (_dir, data, store) = store_with_image("diff-gc");
     // A commit killed after writing its layer blob, before recording the image.
     let stray = kapsel_image::content::ContentStore::open(data.join("content"))
         .unwrap()

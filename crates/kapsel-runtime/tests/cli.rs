@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{pid_alive, wait_until};
+use common::{pid_alive, wait_until, HOOK_KINDS};
 use serde_json::Value;
 
 #[test]
@@ -255,14 +255,7 @@ fn features_prints_json() {
             .unwrap_or_default()
     };
     let hooks = strs(&v["hooks"]);
-    for h in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    for h in HOOK_KINDS {
         assert!(hooks.iter().any(|x| x == h), "hook {h}: {v}");
     }
     let ns = strs(&v["linux"]["namespaces"]);

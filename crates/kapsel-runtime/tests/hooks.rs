@@ -15,17 +15,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{pid_alive, wait_until, Test};
+use common::{pid_alive, wait_until, Test, HOOK_KINDS};
 use serde_json::{json, Value};
-
-const KINDS: [&str; 6] = [
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
 
 struct Hooked {
     id: String,
@@ -108,7 +99,7 @@ fn all_hooks_run_in_order_with_state() {
         .as_array_mut()
         .unwrap()
         .push(json!(format!("KT_H={}", x.h.display())));
-    for kind in KINDS {
+    for kind in HOOK_KINDS {
         add_hook(&mut x.cfg, kind, logging_hook(&x.h, kind));
     }
     let id = x.id.clone();
@@ -158,7 +149,7 @@ fn all_hooks_run_in_order_with_state() {
     assert_eq!(order(&x.h).len(), 7);
 
     let bundle = fs::canonicalize(t.bundle_dir(&id)).unwrap();
-    for kind in KINDS {
+    for kind in HOOK_KINDS {
         let st = hook_state(&x.h, kind);
         assert_eq!(st["id"], id.as_str(), "{kind}: {st}");
         assert!(st["ociVersion"].is_string(), "{kind}: {st}");
@@ -395,7 +386,7 @@ fn poststop_runs_on_delete_force_of_running_container() {
 fn run_invokes_all_hooks() {
     let t = test_env!();
     let mut x = hooked(&t, &["true"]);
-    for kind in KINDS {
+    for kind in HOOK_KINDS {
         add_hook(&mut x.cfg, kind, logging_hook(&x.h, kind));
     }
     let id = x.id.clone();
@@ -405,6 +396,6 @@ fn run_invokes_all_hooks() {
         o.insert(4, "poststart".into());
     }
     assert_eq!(o.len(), 6, "{o:?}");
-    assert_eq!(o, KINDS, "{o:?}");
+    assert_eq!(o, HOOK_KINDS, "{o:?}");
     t.assert_gone(&id);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use common::{pid_alive, remove_namespace, wait_until};
+use common::{pid_alive, remove_namespace, wait_until, Test};
 use serde_json::Value;
 
 #[test]
@@ -97,13 +97,32 @@ fn delete_removes_state() {
 /// says deleting a container that is not stopped must fail and leave it
 /// alone. Either is accepted, but nothing in between; `delete --force`
 /// must always remove it, and its process must never run.
-#[test]
-fn delete_created_container() {
-    let t = test_env!();
+/// Creates a container whose process would leave /out/marker if it ever ran; returns its
+/// ID and its init's PID.
+fn created_with_marker(t: &Test) -> (String, i64) {
     let id = t.id();
     let cfg = t.spec(&id, &["sh", "-c", "echo ran > /out/marker"]);
     t.create(&id, &cfg).ok("create");
     let pid = t.pid(&id);
+    (id, pid)
+}
+
+/// `delete --force` of a created container: at once nothing is left of it, and its init
+/// `pid` dies.
+#[track_caller]
+fn force_delete_created(t: &Test, id: &str, pid: i64) {
+    t.rt(&["delete", "--force", id]).ok("delete --force");
+    t.assert_gone(id);
+    assert!(
+        wait_until(Duration::from_secs(5), || !pid_alive(pid)),
+        "init {pid} survived delete --force"
+    );
+}
+
+#[test]
+fn delete_created_container() {
+    let t = test_env!();
+    let (id, pid) = created_with_marker(&t);
     let o = t.rt(&["delete", &id]);
     if o.success() {
         t.assert_gone(&id);
@@ -116,12 +135,7 @@ fn delete_created_container() {
             "failed delete changed the container"
         );
         assert!(pid_alive(pid));
-        t.rt(&["delete", "--force", &id]).ok("delete --force");
-        t.assert_gone(&id);
-        assert!(
-            wait_until(Duration::from_secs(5), || !pid_alive(pid)),
-            "init {pid} survived delete --force"
-        );
+        force_delete_created(&t, &id, pid);
     }
     assert!(!t.out.join("marker").exists(), "the process ran");
 }
@@ -129,16 +143,8 @@ fn delete_created_container() {
 #[test]
 fn delete_force_created_container() {
     let t = test_env!();
-    let id = t.id();
-    let cfg = t.spec(&id, &["sh", "-c", "echo ran > /out/marker"]);
-    t.create(&id, &cfg).ok("create");
-    let pid = t.pid(&id);
-    t.rt(&["delete", "--force", &id]).ok("delete --force");
-    t.assert_gone(&id);
-    assert!(
-        wait_until(Duration::from_secs(5), || !pid_alive(pid)),
-        "init {pid} survived delete --force"
-    );
+    let (id, pid) = created_with_marker(&t);
+    force_delete_created(&t, &id, pid);
     assert!(!t.out.join("marker").exists(), "the process ran");
 }
 

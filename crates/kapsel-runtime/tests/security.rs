@@ -871,13 +871,40 @@ fn immutable_runtime_binary_not_writable_through_proc_exe_of_init() {
     attack_init_exe(&t, &copy, &sum, "Operation not permitted");
 }
 
-fn attack_init_exe(t: &Test, copy: &Path, sum: &str, refusal: &str) {
-    let id = t.id();
-    let mut cfg = t.spec(&id, &["sleep", "1000"]);
+/// The victim container's config: `sleep 1000` with a small tmpfs on /tmp for the
+/// attacker's scratch files.
+fn victim_spec(t: &Test, id: &str) -> Value {
+    let mut cfg = t.spec(id, &["sleep", "1000"]);
     add_mount(
         &mut cfg,
         json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
     );
+    cfg
+}
+
+/// Runs the attacker `script` in container `id` as a detached exec with CAP_SYS_PTRACE
+/// (to open another process's /proc/PID/exe) and CAP_DAC_OVERRIDE.
+fn exec_attacker(t: &Test, id: &str, script: &str) -> common::Output {
+    t.rt_detached(
+        "attacker",
+        &[
+            "exec",
+            "-d",
+            "--cap",
+            "CAP_SYS_PTRACE",
+            "--cap",
+            "CAP_DAC_OVERRIDE",
+            id,
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+}
+
+fn attack_init_exe(t: &Test, copy: &Path, sum: &str, refusal: &str) {
+    let id = t.id();
+    let cfg = victim_spec(t, &id);
     t.create(&id, &cfg).ok("create");
     // Created: the container's pid 1 still runs the runtime's binary.
     let script = format!(
@@ -894,22 +921,7 @@ done
 echo "exe1|$(readlink /proc/1/exe)" >> $log
 {ATTACK_WRITE}"#
     );
-    t.rt_detached(
-        "attacker",
-        &[
-            "exec",
-            "-d",
-            "--cap",
-            "CAP_SYS_PTRACE",
-            "--cap",
-            "CAP_DAC_OVERRIDE",
-            &id,
-            "sh",
-            "-c",
-            &script,
-        ],
-    )
-    .ok("exec the attacker into the created container");
+    exec_attacker(t, &id, &script).ok("exec the attacker into the created container");
     t.wait_out("ready");
     t.rt(&["start", &id]).ok("start");
     assert_binary_intact(t, copy, sum, refusal);
@@ -948,12 +960,8 @@ fn runtime_binary_not_writable_through_interpreter_exe() {
     // from the runtime runs the runtime's binary inside the container.
     write_script(&rootfs.join("evil"), "#!/proc/self/exe\n");
     let id = t.id();
-    let mut cfg = t.spec(&id, &["sleep", "1000"]);
+    let mut cfg = victim_spec(&t, &id);
     cfg["root"]["path"] = json!(rootfs);
-    add_mount(
-        &mut cfg,
-        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}),
-    );
     t.create_and_start(&id, &cfg);
     let script = format!(
         r#"log=/out/log
@@ -974,22 +982,7 @@ kill -9 $victim
 while readlink /proc/$victim/exe >/dev/null 2>&1; do usleep 10000; done
 {ATTACK_WRITE}"#
     );
-    t.rt_detached(
-        "attacker",
-        &[
-            "exec",
-            "-d",
-            "--cap",
-            "CAP_SYS_PTRACE",
-            "--cap",
-            "CAP_DAC_OVERRIDE",
-            &id,
-            "sh",
-            "-c",
-            &script,
-        ],
-    )
-    .ok("exec the attacker");
+    exec_attacker(&t, &id, &script).ok("exec the attacker");
     // The victim: an exec of /evil, as an administrator's `exec` would run a program the
     // image replaced. Its stdio is a full pipe, so the runtime's binary, run as /evil's
     // interpreter, blocks on its first message until the attacker has opened its exe.

@@ -7,7 +7,9 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use common::{entries, read_frames, send_frame, stream_text, wait_for, Env, ShimSpec, Target};
+use common::{
+    entries, read_frames, send_frame, stream_text, wait_for, Env, Shim, ShimSpec, Target,
+};
 use serde_json::Value;
 
 #[test]
@@ -324,6 +326,23 @@ fn a_40k_line_is_split_into_16k_entries() {
     );
 }
 
+/// A shim for an exec of `process` in the container `id`, spawned with one client attached
+/// so that none of the output is missed.
+fn spawn_exec(env: &Env, id: &str, name: &str, process: &Value) -> Shim {
+    let process_file = env.dir.join(format!("{name}.json"));
+    fs::write(&process_file, serde_json::to_vec(process).unwrap()).unwrap();
+    ShimSpec {
+        id: id.to_string(),
+        dir: env.shim_dir(name),
+        root: env.root.clone(),
+        target: Target::Exec(process_file),
+        flags: Vec::new(),
+        early_clients: 1,
+        through_sh: false,
+    }
+    .spawn()
+}
+
 #[test]
 fn exec_into_a_running_container() {
     let env = Env::new("exec");
@@ -334,18 +353,7 @@ fn exec_into_a_running_container() {
     let config: Value = serde_json::from_slice(&fs::read(b.join("config.json")).unwrap()).unwrap();
     let mut process = config["process"].clone();
     process["args"] = serde_json::json!(["sh", "-c", "echo from exec; echo oops >&2; exit 7"]);
-    let process_file = env.dir.join("process.json");
-    fs::write(&process_file, serde_json::to_vec(&process).unwrap()).unwrap();
-    let mut exec = ShimSpec {
-        id: container.spec.id.clone(),
-        dir: env.shim_dir("exec-1"),
-        root: env.root.clone(),
-        target: Target::Exec(process_file),
-        flags: Vec::new(),
-        early_clients: 1,
-        through_sh: false,
-    }
-    .spawn();
+    let mut exec = spawn_exec(&env, &container.spec.id, "exec-1", &process);
     assert!(exec.pid.is_some(), "readiness: {}", exec.ready);
     assert_ne!(exec.pid, container.pid);
     let frames = read_frames(&mut exec.early[0]);
@@ -357,18 +365,7 @@ fn exec_into_a_running_container() {
     // A daemonised grandchild keeps the output pipes open forever: the shim still ends
     // (after a short grace time) and records the exec'd process's status.
     process["args"] = serde_json::json!(["sh", "-c", "sleep 100000 & echo parent done"]);
-    let process_file = env.dir.join("process-2.json");
-    fs::write(&process_file, serde_json::to_vec(&process).unwrap()).unwrap();
-    let mut exec = ShimSpec {
-        id: container.spec.id.clone(),
-        dir: env.shim_dir("exec-2"),
-        root: env.root.clone(),
-        target: Target::Exec(process_file),
-        flags: Vec::new(),
-        early_clients: 1,
-        through_sh: false,
-    }
-    .spawn();
+    let mut exec = spawn_exec(&env, &container.spec.id, "exec-2", &process);
     let frames = read_frames(&mut exec.early[0]);
     assert_eq!(stream_text(&frames, 1), "parent done\n");
     let (code, exit) = exec.wait();

@@ -2,15 +2,13 @@
 
 mod common;
 
-use common::{have_docker_cli, Daemon, DOCKER};
+use common::{daemon_with_cli, Daemon};
 
 #[test]
 fn the_docker_cli_sees_a_kapsel_server() {
-    if !have_docker_cli() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
+    let Some(d) = daemon_with_cli("cli") else {
         return;
-    }
-    let d = Daemon::start("cli");
+    };
     let (ok, version) = d.docker(&["version"]);
     assert!(ok, "{version}");
     assert!(version.contains("Server: kapsel"), "{version}");

@@ -6,84 +6,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{busybox_archive, have_docker_cli, Daemon, DOCKER};
+use common::{
+    daemon_with_busybox, daemon_with_cli, docker_full, fails, inspect, ok, run_sh, run_sleeping,
+    wait_for, Daemon,
+};
 use serde_json::Value;
-
-/// A daemon with `busybox:latest` loaded, or `None` (after saying so) without a docker CLI.
-fn daemon_with_busybox(name: &str) -> Option<Daemon> {
-    if !have_docker_cli() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
-        return None;
-    }
-    let d = Daemon::start(name);
-    let archive = busybox_archive(&d.dir);
-    ok(&d, &["load", "-i", &archive.to_string_lossy()]);
-    Some(d)
-}
-
-#[track_caller]
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let (ok, out) = d.docker(args);
-    assert!(ok, "docker {args:?}: {out}");
-    out
-}
-
-#[track_caller]
-fn fails(d: &Daemon, args: &[&str]) -> String {
-    let (ok, out) = d.docker(args);
-    assert!(!ok, "docker {args:?} should fail: {out}");
-    out
-}
-
-/// Runs the docker CLI with `stdin`; returns (exit code, stdout, stderr).
-fn docker_stdin(d: &Daemon, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(DOCKER)
-        .arg("-H")
-        .arg(format!("unix://{}", d.socket().display()))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A GET through the API socket, its JSON body decoded (chunked or not).
 fn api_json(d: &Daemon, path: &str) -> Value {
-    let mut s = UnixStream::connect(d.socket()).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let raw = d.http_bytes("GET", path, None);
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200"), "GET {path}: {head}");
@@ -114,10 +49,13 @@ fn image_id(d: &Daemon, name: &str) -> String {
         .to_string()
 }
 
-fn container_id(d: &Daemon, name: &str) -> String {
-    ok(d, &["inspect", "-f", "{{.Id}}", name])
-        .trim()
-        .to_string()
+/// The layers (diff IDs) of an image.
+fn image_layers(d: &Daemon, image: &str) -> Vec<String> {
+    let json = ok(
+        d,
+        &["image", "inspect", "-f", "{{json .RootFS.Layers}}", image],
+    );
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"))
 }
 
 /// `docker diff` of a container that added, changed and deleted files, in Docker's
@@ -127,18 +65,11 @@ fn diff_then_commit_and_run_the_image() {
     let Some(d) = daemon_with_busybox("commit-diff") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "--name",
-            "ctr",
-            "busybox",
-            "sh",
-            "-c",
-            "echo hello > /greeting; echo extra:x:1:1::/:/bin/false >> /etc/passwd; \
-             rm /etc/group; mkdir -p /tmp/d; touch /tmp/d/f",
-        ],
+        &["--name", "ctr", "busybox"],
+        "echo hello > /greeting; echo extra:x:1:1::/:/bin/false >> /etc/passwd; \
+         rm /etc/group; mkdir -p /tmp/d; touch /tmp/d/f",
     );
     let diff = ok(&d, &["diff", "ctr"]);
     assert_eq!(
@@ -179,36 +110,16 @@ fn diff_then_commit_and_run_the_image() {
     assert_eq!(image_id(&d, "img:1"), id);
     assert_eq!(ok(&d, &["run", "--rm", "img:1"]), "hello\n");
     assert_eq!(
-        ok(
+        run_sh(
             &d,
-            &[
-                "run",
-                "--rm",
-                "img:1",
-                "sh",
-                "-c",
-                "test -e /etc/group && echo present || echo gone; grep -c extra /etc/passwd; \
-                 ls /tmp/d"
-            ]
+            &["--rm", "img:1"],
+            "test -e /etc/group && echo present || echo gone; grep -c extra /etc/passwd; \
+             ls /tmp/d"
         ),
         "gone\n1\nf\n"
     );
-    let layers: Vec<String> = serde_json::from_str(&ok(
-        &d,
-        &["image", "inspect", "-f", "{{json .RootFS.Layers}}", "img:1"],
-    ))
-    .unwrap();
-    let base: Vec<String> = serde_json::from_str(&ok(
-        &d,
-        &[
-            "image",
-            "inspect",
-            "-f",
-            "{{json .RootFS.Layers}}",
-            "busybox",
-        ],
-    ))
-    .unwrap();
+    let layers = image_layers(&d, "img:1");
+    let base = image_layers(&d, "busybox");
     assert_eq!(layers.len(), base.len() + 1);
     assert_eq!(layers[..base.len()], base[..]);
     // The new container of the committed image starts with no changes.
@@ -219,18 +130,7 @@ fn diff_then_commit_and_run_the_image() {
     // A commit with nothing changed adds no layer, and without a name is dangling.
     let out = ok(&d, &["commit", "fresh"]);
     let untagged = out.trim().to_string();
-    let same: Vec<String> = serde_json::from_str(&ok(
-        &d,
-        &[
-            "image",
-            "inspect",
-            "-f",
-            "{{json .RootFS.Layers}}",
-            &untagged,
-        ],
-    ))
-    .unwrap();
-    assert_eq!(same, layers);
+    assert_eq!(image_layers(&d, &untagged), layers);
     assert_eq!(
         ok(
             &d,
@@ -247,19 +147,10 @@ fn commit_changes_author_message_and_history() {
     let Some(d) = daemon_with_busybox("commit-changes") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "--name",
-            "ctr",
-            "-e",
-            "FROM_RUN=1",
-            "busybox",
-            "sh",
-            "-c",
-            "echo hi > /hi",
-        ],
+        &["--name", "ctr", "-e", "FROM_RUN=1", "busybox"],
+        "echo hi > /hi",
     );
     ok(
         &d,
@@ -393,18 +284,10 @@ fn commit_pauses_a_running_container_and_resumes_it() {
     let Some(d) = daemon_with_busybox("commit-pause") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "runner",
-            "busybox",
-            "sh",
-            "-c",
-            "echo live > /live; while true; do date +%s%N > /tick; sleep 0.05; done",
-        ],
+        &["-d", "--name", "runner", "busybox"],
+        "echo live > /live; while true; do date +%s%N > /tick; sleep 0.05; done",
     );
     wait_for(
         || ok(&d, &["diff", "runner"]).contains("A /tick"),
@@ -421,7 +304,7 @@ fn commit_pauses_a_running_container_and_resumes_it() {
         .as_secs()
         + 1;
     assert_eq!(
-        ok(&d, &["inspect", "-f", "{{.State.Status}}", "runner"]).trim(),
+        inspect(&d, "{{.State.Status}}", "runner"),
         "running",
         "resumed after the commit"
     );
@@ -452,10 +335,7 @@ fn commit_pauses_a_running_container_and_resumes_it() {
     // A paused container stays paused.
     ok(&d, &["pause", "runner"]);
     ok(&d, &["commit", "runner", "live:3"]);
-    assert_eq!(
-        ok(&d, &["inspect", "-f", "{{.State.Status}}", "runner"]).trim(),
-        "paused"
-    );
+    assert_eq!(inspect(&d, "{{.State.Status}}", "runner"), "paused");
     ok(&d, &["unpause", "runner"]);
 }
 
@@ -466,17 +346,10 @@ fn save_and_load_keep_a_committed_image() {
     let Some(d) = daemon_with_busybox("commit-save") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "--name",
-            "ctr",
-            "busybox",
-            "sh",
-            "-c",
-            "echo saved > /greeting; rm /etc/group",
-        ],
+        &["--name", "ctr", "busybox"],
+        "echo saved > /greeting; rm /etc/group",
     );
     ok(
         &d,
@@ -489,10 +362,7 @@ fn save_and_load_keep_a_committed_image() {
         ],
     );
     let id = image_id(&d, "img:1");
-    let layers = ok(
-        &d,
-        &["image", "inspect", "-f", "{{json .RootFS.Layers}}", "img:1"],
-    );
+    let layers = image_layers(&d, "img:1");
     let archive = d.dir.join("img.tar");
     ok(&d, &["save", "-o", &archive.to_string_lossy(), "img:1"]);
     let out = ok(&d, &["rmi", "img:1"]);
@@ -503,25 +373,9 @@ fn save_and_load_keep_a_committed_image() {
     let out = ok(&d, &["load", "-i", &archive.to_string_lossy()]);
     assert!(out.contains("Loaded image: img:1"), "{out}");
     assert_eq!(image_id(&d, "img:1"), id);
-    assert_eq!(
-        ok(
-            &d,
-            &["image", "inspect", "-f", "{{json .RootFS.Layers}}", "img:1"]
-        ),
-        layers
-    );
+    assert_eq!(image_layers(&d, "img:1"), layers);
     assert_eq!(ok(&d, &["run", "--rm", "img:1"]), "saved\n");
-    let listing = ok(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "img:1",
-            "sh",
-            "-c",
-            "ls /etc/group 2>&1 || true",
-        ],
-    );
+    let listing = run_sh(&d, &["--rm", "img:1"], "ls /etc/group 2>&1 || true");
     assert!(listing.contains("No such file"), "{listing}");
     // Into a daemon that never had it: the same image.
     let other = Daemon::start("commit-save-other");
@@ -585,11 +439,9 @@ fn rootfs_tar() -> Vec<u8> {
 
 #[test]
 fn import_a_tarball_then_run_it() {
-    if !have_docker_cli() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
+    let Some(d) = daemon_with_cli("commit-import") else {
         return;
-    }
-    let d = Daemon::start("commit-import");
+    };
     let plain = rootfs_tar();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&plain).unwrap();
@@ -628,16 +480,12 @@ fn import_a_tarball_then_run_it() {
         ],
     );
     assert_eq!(history, format!("{id}|from a test\n"));
-    let layers: Vec<String> = serde_json::from_str(&ok(
-        &d,
-        &["image", "inspect", "-f", "{{json .RootFS.Layers}}", "imp:1"],
-    ))
-    .unwrap();
+    let layers = image_layers(&d, "imp:1");
     let plain_digest = kapsel_image::digest::Digest::of_bytes(&plain).to_string();
     assert_eq!(layers, [plain_digest], "the layer is the uncompressed tar");
 
     // From stdin, uncompressed, default message.
-    let (code, out, err) = docker_stdin(&d, &["import", "-", "imp:2"], &plain);
+    let (code, out, err) = docker_full(&d, &["import", "-", "imp:2"], Some(&plain));
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         ok(&d, &["history", "--format", "{{.Comment}}", "imp:2"]),
@@ -648,10 +496,13 @@ fn import_a_tarball_then_run_it() {
         "imported rootfs\n"
     );
     // Not a tarball: refused, nothing named.
-    let (code, out, err) = docker_stdin(
+    let (code, out, err) = docker_full(
         &d,
         &["import", "-", "broken:1"],
-        &b"\x7fELF not a tar archive at all, but long enough to be read as a header.".repeat(20),
+        Some(
+            &b"\x7fELF not a tar archive at all, but long enough to be read as a header."
+                .repeat(20),
+        ),
     );
     assert_ne!(code, 0, "{out}{err}");
     assert!(!ok(&d, &["images"]).contains("broken"));
@@ -674,19 +525,8 @@ fn rmi_refuses_images_in_use_and_prune_removes_only_unused_ones() {
     };
     let busybox = image_id(&d, "busybox");
     let short_image = &busybox[7..19];
-    ok(
-        &d,
-        &[
-            "run",
-            "--name",
-            "stopped",
-            "busybox",
-            "sh",
-            "-c",
-            "echo x > /x",
-        ],
-    );
-    let stopped = container_id(&d, "stopped");
+    run_sh(&d, &["--name", "stopped", "busybox"], "echo x > /x");
+    let stopped = inspect(&d, "{{.Id}}", "stopped");
     let out = fails(&d, &["rmi", &busybox]);
     assert!(
         out.contains(&format!(
@@ -701,11 +541,8 @@ fn rmi_refuses_images_in_use_and_prune_removes_only_unused_ones() {
             && out.contains(&stopped[..12]),
         "{out}"
     );
-    ok(
-        &d,
-        &["run", "-d", "--name", "running", "busybox", "sleep", "1000"],
-    );
-    let running = container_id(&d, "running");
+    run_sleeping(&d, "running");
+    let running = inspect(&d, "{{.Id}}", "running");
     let out = fails(&d, &["rmi", &busybox[7..19]]);
     assert!(
         out.contains(&format!(
@@ -720,7 +557,7 @@ fn rmi_refuses_images_in_use_and_prune_removes_only_unused_ones() {
     ok(&d, &["commit", "stopped", "img:1"]);
     let img = image_id(&d, "img:1");
     ok(&d, &["commit", "stopped"]);
-    let (code, out, err) = docker_stdin(&d, &["import", "-", "imp:1"], &rootfs_tar());
+    let (code, out, err) = docker_full(&d, &["import", "-", "imp:1"], Some(&rootfs_tar()));
     assert_eq!(code, 0, "{out}{err}");
     let imp = image_id(&d, "imp:1");
     ok(&d, &["tag", "busybox", "bb:other"]);

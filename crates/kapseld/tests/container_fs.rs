@@ -4,61 +4,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::{busybox_archive, have_docker_cli, Daemon, DOCKER};
-
-/// A daemon with `busybox:latest` loaded, or `None` (after saying so) without a docker CLI.
-fn daemon_with_busybox(name: &str) -> Option<Daemon> {
-    if !have_docker_cli() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
-        return None;
-    }
-    let d = Daemon::start(name);
-    let archive = busybox_archive(&d.dir);
-    ok(&d, &["load", "-i", &archive.to_string_lossy()]);
-    Some(d)
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let (ok, out) = d.docker(args);
-    assert!(ok, "docker {args:?}: {out}");
-    out
-}
-
-/// Runs the docker CLI; returns (exit code, stdout as bytes, stderr).
-fn docker_bytes(d: &Daemon, args: &[&str]) -> (i32, Vec<u8>, String) {
-    let out = Command::new(DOCKER)
-        .arg("-H")
-        .arg(format!("unix://{}", d.socket().display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{
+    daemon_with_busybox, docker_bytes, inspect, ok, run_sh, run_sleeping, wait_for, Daemon,
+};
 
 /// `docker exec NAME sh -c SCRIPT`'s output.
 fn sh(d: &Daemon, name: &str, script: &str) -> String {
     ok(d, &["exec", name, "sh", "-c", script])
-}
-
-fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// One entry of a tar, read whole.
@@ -124,7 +79,7 @@ fn cp_out(d: &Daemon, source: &str, follow: bool) -> Result<Vec<Entry>, String> 
         args.push("-L");
     }
     args.extend([source, "-"]);
-    let (code, out, err) = docker_bytes(d, &args);
+    let (code, out, err) = docker_bytes(d, &args, None);
     if code != 0 {
         return Err(err);
     }
@@ -133,17 +88,7 @@ fn cp_out(d: &Daemon, source: &str, follow: bool) -> Result<Vec<Entry>, String> 
 
 /// A raw request with a body; (status, body).
 fn http_with_body(d: &Daemon, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = UnixStream::connect(d.socket()).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\
-         Content-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
+    let out = d.http_bytes(method, path, Some(("application/x-tar", body)));
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text
         .split_whitespace()
@@ -213,10 +158,7 @@ fn cp_into_a_running_container_and_back_out() {
     let Some(d) = daemon_with_busybox("cp-running") else {
         return;
     };
-    ok(
-        &d,
-        &["run", "-d", "--name", "web", "busybox", "sleep", "1000"],
-    );
+    run_sleeping(&d, "web");
     let input = d.dir.join("in");
     std::fs::create_dir_all(input.join("tree/sub")).unwrap();
     std::fs::write(input.join("greeting.txt"), "hello from the host\n").unwrap();
@@ -290,22 +232,13 @@ fn cp_works_on_stopped_containers_and_unmounts_after() {
     let Some(d) = daemon_with_busybox("cp-stopped") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "--name",
-            "maker",
-            "busybox",
-            "sh",
-            "-c",
-            "mkdir -p /data/sub && echo one > /data/a && echo two > /data/sub/b && \
-             ln -s a /data/link && chmod 640 /data/a",
-        ],
+        &["--name", "maker", "busybox"],
+        "mkdir -p /data/sub && echo one > /data/a && echo two > /data/sub/b && \
+         ln -s a /data/link && chmod 640 /data/a",
     );
-    let id = ok(&d, &["inspect", "-f", "{{.Id}}", "maker"])
-        .trim()
-        .to_string();
+    let id = inspect(&d, "{{.Id}}", "maker");
     let out = d.dir.join("out");
     ok(&d, &["cp", "maker:/data", &out.to_string_lossy()]);
     assert_eq!(std::fs::read_to_string(out.join("a")).unwrap(), "one\n");
@@ -329,9 +262,7 @@ fn cp_works_on_stopped_containers_and_unmounts_after() {
     let note = d.dir.join("note");
     std::fs::write(&note, "copied before the start\n").unwrap();
     ok(&d, &["cp", &note.to_string_lossy(), "reader:/etc/note"]);
-    let reader = ok(&d, &["inspect", "-f", "{{.Id}}", "reader"])
-        .trim()
-        .to_string();
+    let reader = inspect(&d, "{{.Id}}", "reader");
     assert_eq!(
         ok(&d, &["start", "-a", "reader"]),
         "copied before the start\n"
@@ -357,19 +288,11 @@ fn cp_resolves_container_symlinks_inside_the_container() {
     };
     // Paths the host has and the container does not: reaching them would be an escape.
     assert!(Path::new("/etc/os-release").exists());
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "sym",
-            "busybox",
-            "sh",
-            "-c",
-            "echo inside > /etc/marker; ln -s / /escape; ln -s /etc/hostname /hn; \
-             ln -s ../../../../../../etc/os-release /rel; touch /ready; sleep 1000",
-        ],
+        &["-d", "--name", "sym", "busybox"],
+        "echo inside > /etc/marker; ln -s / /escape; ln -s /etc/hostname /hn; \
+         ln -s ../../../../../../etc/os-release /rel; touch /ready; sleep 1000",
     );
     wait_for(
         || sh(&d, "sym", "ls /ready 2>/dev/null") == "/ready\n",
@@ -414,18 +337,10 @@ fn put_archives_cannot_write_outside_the_container() {
     let Some(d) = daemon_with_busybox("cp-put-escape") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "target",
-            "busybox",
-            "sh",
-            "-c",
-            "mkdir /dst && ln -s /../../../../../../tmp /dst/up && touch /ready; sleep 1000",
-        ],
+        &["-d", "--name", "target", "busybox"],
+        "mkdir /dst && ln -s /../../../../../../tmp /dst/up && touch /ready; sleep 1000",
     );
     wait_for(
         || sh(&d, "target", "ls /ready 2>/dev/null") == "/ready\n",
@@ -521,18 +436,11 @@ fn export_streams_the_whole_filesystem_with_its_metadata() {
     let Some(d) = daemon_with_busybox("export") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "--name",
-            "exp",
-            "busybox",
-            "sh",
-            "-c",
-            "echo written > /written && chown 1234:5678 /written && ln /written /x-hard && \
-             mkfifo /fifo && mknod /null2 c 1 3",
-        ],
+        &["--name", "exp", "busybox"],
+        "echo written > /written && chown 1234:5678 /written && ln /written /x-hard && \
+         mkfifo /fifo && mknod /null2 c 1 3",
     );
     let file = d.dir.join("exp.tar");
     ok(&d, &["export", "exp", "-o", &file.to_string_lossy()]);
@@ -576,28 +484,20 @@ fn export_streams_the_whole_filesystem_with_its_metadata() {
         .any(|e| e.name.starts_with('/') || e.name.starts_with("./")));
 
     // A running container exports too, with what it wrote so far.
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "live",
-            "busybox",
-            "sh",
-            "-c",
-            "echo now > /now; sleep 1000",
-        ],
+        &["-d", "--name", "live", "busybox"],
+        "echo now > /now; sleep 1000",
     );
     wait_for(
         || sh(&d, "live", "cat /now 2>/dev/null") == "now\n",
         "the write",
     );
-    let (code, out, err) = docker_bytes(&d, &["export", "live"]);
+    let (code, out, err) = docker_bytes(&d, &["export", "live"], None);
     assert_eq!(code, 0, "{err}");
     let tar = entries(&out);
     assert_eq!(find(&tar, "now").data, b"now\n");
-    let err = docker_bytes(&d, &["export", "nope"]).2;
+    let err = docker_bytes(&d, &["export", "nope"], None).2;
     assert!(err.contains("No such container: nope"), "{err}");
 }
 
@@ -611,10 +511,7 @@ fn update_changes_limits_of_running_and_stopped_containers() {
     let Some(d) = daemon_with_busybox("update") else {
         return;
     };
-    ok(
-        &d,
-        &["run", "-d", "--name", "lim", "busybox", "sleep", "1000"],
-    );
+    run_sleeping(&d, "lim");
     let before = sh(&d, "lim", CGROUP_LIMITS);
     assert!(!before.contains("33554432"), "{before}");
     ok(
@@ -627,25 +524,20 @@ fn update_changes_limits_of_running_and_stopped_containers() {
         .collect();
     assert_eq!(lines, ["33554432", "20"]);
     assert_eq!(
-        ok(
+        inspect(
             &d,
-            &[
-                "inspect",
-                "-f",
-                "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
-                "lim"
-            ]
-        )
-        .trim(),
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+            "lim"
+        ),
         "33554432 20"
     );
     ok(&d, &["update", "--restart", "on-failure:3", "lim"]);
     assert_eq!(
-        ok(
+        inspect(
             &d,
-            &["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}", "lim"]
-        )
-        .trim(),
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "lim"
+        ),
         "on-failure 3"
     );
     let (succeeded, out) = d.docker(&["update", "--memory", "1k", "lim"]);
@@ -680,35 +572,19 @@ fn prune_removes_only_stopped_containers() {
     let Some(d) = daemon_with_busybox("prune") else {
         return;
     };
-    ok(
-        &d,
-        &["run", "-d", "--name", "alive", "busybox", "sleep", "1000"],
-    );
+    run_sleeping(&d, "alive");
     ok(
         &d,
         &[
             "run", "--name", "done-a", "--label", "group=a", "busybox", "true",
         ],
     );
-    ok(
-        &d,
-        &[
-            "run",
-            "--name",
-            "done-b",
-            "busybox",
-            "sh",
-            "-c",
-            "echo data > /f",
-        ],
-    );
+    run_sh(&d, &["--name", "done-b", "busybox"], "echo data > /f");
     ok(&d, &["create", "--name", "fresh", "busybox", "true"]);
-    let id_of = |name: &str| {
-        ok(&d, &["inspect", "-f", "{{.Id}}", name])
-            .trim()
-            .to_string()
-    };
-    let (a, b) = (id_of("done-a"), id_of("done-b"));
+    let (a, b) = (
+        inspect(&d, "{{.Id}}", "done-a"),
+        inspect(&d, "{{.Id}}", "done-b"),
+    );
     let all_names = || {
         let mut v: Vec<String> = ok(&d, &["ps", "-a", "--format", "{{.Names}}"])
             .lines()
@@ -729,8 +605,5 @@ fn prune_removes_only_stopped_containers() {
     assert!(out.contains(&b), "{out}");
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(all_names(), ["alive"]);
-    assert_eq!(
-        ok(&d, &["inspect", "-f", "{{.State.Status}}", "alive"]).trim(),
-        "running"
-    );
+    assert_eq!(inspect(&d, "{{.State.Status}}", "alive"), "running");
 }

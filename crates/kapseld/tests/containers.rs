@@ -3,70 +3,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{busybox_archive, have_docker_cli, Daemon, DOCKER};
-
-/// A daemon with `busybox:latest` loaded, or `None` (after saying so) without a docker CLI.
-fn daemon_with_busybox(name: &str) -> Option<Daemon> {
-    if !have_docker_cli() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
-        return None;
-    }
-    let d = Daemon::start(name);
-    let archive = busybox_archive(&d.dir);
-    ok(&d, &["load", "-i", &archive.to_string_lossy()]);
-    Some(d)
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let (ok, out) = d.docker(args);
-    assert!(ok, "docker {args:?}: {out}");
-    out
-}
-
-/// Runs the docker CLI; returns (exit code, stdout, stderr).
-fn docker_full(d: &Daemon, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(DOCKER)
-        .arg("-H")
-        .arg(format!("unix://{}", d.socket().display()))
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
+use common::{
+    daemon_with_busybox, daemon_with_cli, docker_full, inspect, ok, run_sh, run_sleeping, wait_for,
+};
 
 #[test]
 fn run_rm_passes_output_streams_and_exit_code() {
@@ -96,10 +37,9 @@ fn run_rm_passes_output_streams_and_exit_code() {
 
 #[test]
 fn hello_world_runs_from_the_built_in_image() {
-    if !have_docker_cli() {
+    let Some(d) = daemon_with_cli("hello") else {
         return;
-    }
-    let d = Daemon::start("hello");
+    };
     let (code, out, err) = docker_full(&d, &["run", "hello-world"], None);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Hello from kapsel!"), "{out}");
@@ -111,10 +51,9 @@ fn container_sees_its_own_namespaces_identity_and_config() {
     let Some(d) = daemon_with_busybox("identity") else {
         return;
     };
-    let out = ok(
+    let out = run_sh(
         &d,
         &[
-            "run",
             "--rm",
             "--hostname",
             "box",
@@ -125,10 +64,8 @@ fn container_sees_its_own_namespaces_identity_and_config() {
             "-u",
             "nobody",
             "busybox",
-            "sh",
-            "-c",
-            "echo $(hostname) $GREETING $(pwd) $(id -u) $$ $HOME",
         ],
+        "echo $(hostname) $GREETING $(pwd) $(id -u) $$ $HOME",
     );
     assert_eq!(out.trim(), "box hi /tmp 65534 1 /home");
 }
@@ -141,7 +78,7 @@ fn stdin_reaches_the_container_and_its_end_closes_it() {
     let (code, out, err) = docker_full(
         &d,
         &["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done"],
-        Some("line one\nline two\n"),
+        Some(b"line one\nline two\n"),
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "line one\nline two\ndone\n");
@@ -152,20 +89,10 @@ fn detached_container_logs_stops_restarts_and_is_removed() {
     let Some(d) = daemon_with_busybox("detached") else {
         return;
     };
-    let id = ok(
+    let id = run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "ticker",
-            "--label",
-            "role=test",
-            "busybox",
-            "sh",
-            "-c",
-            "i=0; while true; echo tick $i; i=$((i+1)); do sleep 0.05; done",
-        ],
+        &["-d", "--name", "ticker", "--label", "role=test", "busybox"],
+        "i=0; while true; echo tick $i; i=$((i+1)); do sleep 0.05; done",
     );
     let id = id.trim();
     assert_eq!(id.len(), 64, "{id}");
@@ -181,11 +108,7 @@ fn detached_container_logs_stops_restarts_and_is_removed() {
     );
     assert!(ps.starts_with("ticker Up"), "{ps}");
     assert_eq!(
-        ok(
-            &d,
-            &["inspect", "-f", "{{.State.Running}} {{.Name}}", "ticker"]
-        )
-        .trim(),
+        inspect(&d, "{{.State.Running}} {{.Name}}", "ticker"),
         "true /ticker"
     );
     wait_for(
@@ -201,16 +124,7 @@ fn detached_container_logs_stops_restarts_and_is_removed() {
     // sh as PID 1 ignores SIGTERM: stop falls back to SIGKILL after the timeout.
     ok(&d, &["stop", "-t", "1", "ticker"]);
     assert_eq!(
-        ok(
-            &d,
-            &[
-                "inspect",
-                "-f",
-                "{{.State.Status}} {{.State.ExitCode}}",
-                "ticker"
-            ]
-        )
-        .trim(),
+        inspect(&d, "{{.State.Status}} {{.State.ExitCode}}", "ticker"),
         "exited 137"
     );
     assert!(ok(&d, &["ps", "--format", "{{.Names}}"]).trim().is_empty());
@@ -227,10 +141,7 @@ fn detached_container_logs_stops_restarts_and_is_removed() {
     )
     .contains("ticker"));
     ok(&d, &["start", "ticker"]);
-    assert_eq!(
-        ok(&d, &["inspect", "-f", "{{.State.Status}}", "ticker"]).trim(),
-        "running"
-    );
+    assert_eq!(inspect(&d, "{{.State.Status}}", "ticker"), "running");
     let (code, _, err) = docker_full(&d, &["rm", "ticker"], None);
     assert_ne!(code, 0);
     assert!(err.contains("container is running"), "{err}");
@@ -247,10 +158,7 @@ fn exec_runs_in_the_container_with_its_exit_code_and_stdin() {
     let Some(d) = daemon_with_busybox("exec") else {
         return;
     };
-    ok(
-        &d,
-        &["run", "-d", "--name", "host", "busybox", "sleep", "1000"],
-    );
+    run_sleeping(&d, "host");
     let (code, out, _) = docker_full(
         &d,
         &[
@@ -263,7 +171,7 @@ fn exec_runs_in_the_container_with_its_exit_code_and_stdin() {
         None,
     );
     assert_eq!((code, out.trim()), (5, "pid1=sleep"));
-    let (code, out, _) = docker_full(&d, &["exec", "-i", "host", "wc", "-l"], Some("a\nb\nc\n"));
+    let (code, out, _) = docker_full(&d, &["exec", "-i", "host", "wc", "-l"], Some(b"a\nb\nc\n"));
     assert_eq!((code, out.trim()), (0, "3"));
     let top = ok(&d, &["top", "host"]);
     assert!(top.contains("sleep 1000"), "{top}");
@@ -298,15 +206,22 @@ fn limits_read_only_root_and_bind_mounts_hold_in_the_container() {
     let shared = d.dir.join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     let bind = format!("{}:/data", shared.display());
-    let out = ok(
+    let out = run_sh(
         &d,
         &[
-            "run", "--rm", "--memory", "64m", "--pids-limit", "50", "--read-only", "-v", &bind,
-            "busybox", "sh", "-c",
-            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; \
-             cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; \
-             touch /root-write 2>/dev/null || echo read-only; echo written > /data/f",
+            "--rm",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--read-only",
+            "-v",
+            &bind,
+            "busybox",
         ],
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; \
+         cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; \
+         touch /root-write 2>/dev/null || echo read-only; echo written > /data/f",
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, ["67108864", "50", "read-only"], "{out}");
@@ -321,67 +236,32 @@ fn containers_outlive_a_crashed_daemon_and_are_adopted() {
     let Some(mut d) = daemon_with_busybox("crash") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "counter",
-            "busybox",
-            "sh",
-            "-c",
-            "i=0; while true; do echo $i; i=$((i+1)); usleep 2000; done",
-        ],
+        &["-d", "--name", "counter", "busybox"],
+        "i=0; while true; do echo $i; i=$((i+1)); usleep 2000; done",
     );
-    ok(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "short",
-            "busybox",
-            "sh",
-            "-c",
-            "sleep 2; exit 7",
-        ],
-    );
-    let pid = ok(&d, &["inspect", "-f", "{{.State.Pid}}", "counter"]);
+    run_sh(&d, &["-d", "--name", "short", "busybox"], "sleep 2; exit 7");
+    let pid = inspect(&d, "{{.State.Pid}}", "counter");
     // Crash the daemon at a few different moments of the containers' lives.
     for pause_ms in [150, 700, 1900] {
         std::thread::sleep(std::time::Duration::from_millis(pause_ms));
         d.crash_and_restart();
-        let now = ok(
-            &d,
-            &[
-                "inspect",
-                "-f",
-                "{{.State.Pid}} {{.State.Status}}",
-                "counter",
-            ],
-        );
         assert_eq!(
-            now.trim(),
-            format!("{} running", pid.trim()),
+            inspect(&d, "{{.State.Pid}} {{.State.Status}}", "counter"),
+            format!("{pid} running"),
             "the counter kept its process"
         );
     }
     wait_for(
-        || ok(&d, &["inspect", "-f", "{{.State.Status}}", "short"]).trim() == "exited",
+        || inspect(&d, "{{.State.Status}}", "short") == "exited",
         "the short container to be seen exited",
     );
-    assert_eq!(
-        ok(&d, &["inspect", "-f", "{{.State.ExitCode}}", "short"]).trim(),
-        "7"
-    );
+    assert_eq!(inspect(&d, "{{.State.ExitCode}}", "short"), "7");
     let exec = ok(&d, &["exec", "counter", "echo", "still-here"]);
     assert_eq!(exec.trim(), "still-here");
     ok(&d, &["stop", "-t", "1", "counter"]);
-    assert_eq!(
-        ok(&d, &["inspect", "-f", "{{.State.ExitCode}}", "counter"]).trim(),
-        "137"
-    );
+    assert_eq!(inspect(&d, "{{.State.ExitCode}}", "counter"), "137");
     let logs = ok(&d, &["logs", "counter"]);
     let numbers: Vec<u64> = logs
         .lines()
@@ -399,57 +279,31 @@ fn restart_policies_restart_failures_and_stop_ends_them() {
     let Some(d) = daemon_with_busybox("restart") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
         &[
-            "run",
             "-d",
             "--name",
             "flaky",
             "--restart",
             "on-failure:2",
             "busybox",
-            "sh",
-            "-c",
-            "echo run; exit 3",
         ],
+        "echo run; exit 3",
     );
     wait_for(
-        || {
-            ok(
-                &d,
-                &[
-                    "inspect",
-                    "-f",
-                    "{{.State.Status}} {{.RestartCount}}",
-                    "flaky",
-                ],
-            )
-            .trim()
-                == "exited 2"
-        },
+        || inspect(&d, "{{.State.Status}} {{.RestartCount}}", "flaky") == "exited 2",
         "two restarts, then the policy gives up",
     );
     assert_eq!(ok(&d, &["logs", "flaky"]), "run\nrun\nrun\n");
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "forever",
-            "--restart",
-            "always",
-            "busybox",
-            "sh",
-            "-c",
-            "sleep 0.2",
-        ],
+        &["-d", "--name", "forever", "--restart", "always", "busybox"],
+        "sleep 0.2",
     );
     wait_for(
         || {
-            ok(&d, &["inspect", "-f", "{{.RestartCount}}", "forever"])
-                .trim()
+            inspect(&d, "{{.RestartCount}}", "forever")
                 .parse::<u32>()
                 .unwrap()
                 >= 2
@@ -457,20 +311,11 @@ fn restart_policies_restart_failures_and_stop_ends_them() {
         "an always container to be restarted",
     );
     ok(&d, &["stop", "-t", "1", "forever"]);
-    let count = ok(&d, &["inspect", "-f", "{{.RestartCount}}", "forever"]);
+    let count = inspect(&d, "{{.RestartCount}}", "forever");
     std::thread::sleep(std::time::Duration::from_millis(800));
     assert_eq!(
-        ok(
-            &d,
-            &[
-                "inspect",
-                "-f",
-                "{{.State.Status}} {{.RestartCount}}",
-                "forever"
-            ]
-        )
-        .trim(),
-        format!("exited {}", count.trim())
+        inspect(&d, "{{.State.Status}} {{.RestartCount}}", "forever"),
+        format!("exited {count}")
     );
 }
 

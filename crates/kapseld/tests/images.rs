@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{have_docker_cli, Daemon, DOCKER};
+use common::{daemon_with_cli, ok, Daemon};
 use kapsel_image::digest::Digest;
 
 /// A docker-archive of one image, `hello-test:1`, with the built-in hello layer; returns
@@ -51,22 +51,12 @@ fn hello_archive(d: &Daemon) -> (PathBuf, Digest, Digest) {
 
 /// A daemon with `hello-test:1` loaded, or `None` (after saying so) without a docker CLI.
 fn daemon_with_hello(name: &str) -> Option<(Daemon, Digest, Digest)> {
-    if !have_docker_cli() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
-        return None;
-    }
-    let d = Daemon::start(name);
+    let d = daemon_with_cli(name)?;
     let (archive, id, diff_id) = hello_archive(&d);
     let (ok, out) = d.docker(&["load", "-i", &archive.to_string_lossy()]);
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "Loaded image: hello-test:1");
     Some((d, id, diff_id))
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let (ok, out) = d.docker(args);
-    assert!(ok, "docker {args:?}: {out}");
-    out
 }
 
 #[test]
@@ -148,11 +138,9 @@ fn load_list_inspect_tag_save_and_remove() {
 
 #[test]
 fn unknown_images_are_reported_as_docker_does() {
-    if !have_docker_cli() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
+    let Some(d) = daemon_with_cli("images-unknown") else {
         return;
-    }
-    let d = Daemon::start("images-unknown");
+    };
     let saved = d.dir.join("saved.tar").to_string_lossy().into_owned();
     for args in [
         &["image", "inspect", "nope"][..],

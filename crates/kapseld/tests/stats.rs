@@ -6,50 +6,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{busybox_archive, have_docker_cli, Daemon, DOCKER};
-
-/// A daemon with `busybox:latest` loaded, or `None` (after saying so) without a docker CLI.
-fn daemon_with_busybox(name: &str) -> Option<Daemon> {
-    if !have_docker_cli() {
-        eprintln!("SKIP: no docker CLI at {DOCKER}");
-        return None;
-    }
-    let d = Daemon::start(name);
-    let archive = busybox_archive(&d.dir);
-    ok(&d, &["load", "-i", &archive.to_string_lossy()]);
-    Some(d)
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let (ok, out) = d.docker(args);
-    assert!(ok, "docker {args:?}: {out}");
-    out
-}
-
-fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::{daemon_with_busybox, inspect, ok, run_sh, run_sleeping, wait_for_within, Daemon};
 
 /// A request on a fresh connection, with a read timeout so a stream that never ends fails
 /// the test instead of hanging it.
 fn connect(d: &Daemon, path: &str) -> BufReader<UnixStream> {
-    let mut s = UnixStream::connect(d.socket()).unwrap();
+    let s = d.send("GET", path, None);
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
     BufReader::new(s)
 }
 
@@ -85,20 +54,26 @@ fn read_body(r: &mut BufReader<UnixStream>, chunked: bool) -> String {
         return out;
     }
     let mut out = Vec::new();
-    loop {
-        let mut size = String::new();
-        if r.read_line(&mut size).unwrap() == 0 {
-            break;
-        }
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        let mut chunk = vec![0; size + 2];
-        r.read_exact(&mut chunk).unwrap();
-        out.extend_from_slice(&chunk[..size]);
+    while let Some(chunk) = read_chunk(r) {
+        out.extend_from_slice(&chunk);
     }
     String::from_utf8(out).unwrap()
+}
+
+/// The data of the next chunk, or `None` after the last one (or at the end of the input).
+fn read_chunk(r: &mut BufReader<UnixStream>) -> Option<Vec<u8>> {
+    let mut size = String::new();
+    if r.read_line(&mut size).unwrap() == 0 {
+        return None;
+    }
+    let size = usize::from_str_radix(size.trim(), 16).unwrap();
+    if size == 0 {
+        return None;
+    }
+    let mut chunk = vec![0; size + 2];
+    r.read_exact(&mut chunk).unwrap();
+    chunk.truncate(size);
+    Some(chunk)
 }
 
 /// `GET /containers/{name}/stats?{query}` answered with one object.
@@ -149,18 +124,8 @@ impl Stream {
                 self.pending.push_str(&line);
                 continue;
             }
-            let mut size = String::new();
-            if self.r.read_line(&mut size).unwrap() == 0 {
-                return None;
-            }
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if size == 0 {
-                return None;
-            }
-            let mut chunk = vec![0; size + 2];
-            self.r.read_exact(&mut chunk).unwrap();
-            self.pending
-                .push_str(std::str::from_utf8(&chunk[..size]).unwrap());
+            let chunk = read_chunk(&mut self.r)?;
+            self.pending.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     }
 }
@@ -189,24 +154,15 @@ fn docker_stats_shows_memory_against_the_limit_and_pids() {
     let Some(d) = daemon_with_busybox("stats-mem") else {
         return;
     };
-    ok(
+    run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "mem",
-            "--memory",
-            "64m",
-            "busybox",
-            "sh",
-            "-c",
-            // busybox sh execs a last simple command, so `exit` keeps sh (and 2 PIDs).
-            "dd if=/dev/zero of=/dev/shm/f bs=1M count=20; sleep 1000; exit 0",
-        ],
+        &["-d", "--name", "mem", "--memory", "64m", "busybox"],
+        // busybox sh execs a last simple command, so `exit` keeps sh (and 2 PIDs).
+        "dd if=/dev/zero of=/dev/shm/f bs=1M count=20; sleep 1000; exit 0",
     );
     // dd reports on stderr when all 20 MiB are in the tmpfs (charged to the container).
-    wait_for(
+    wait_for_within(
+        Duration::from_secs(60),
         || ok(&d, &["logs", "mem"]).contains("records out"),
         "dd to fill /dev/shm",
     );
@@ -254,18 +210,10 @@ fn a_busy_container_shows_cpu_use_and_growing_counters() {
     let Some(d) = daemon_with_busybox("stats-cpu") else {
         return;
     };
-    let id = ok(
+    let id = run_sh(
         &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "burn",
-            "busybox",
-            "sh",
-            "-c",
-            "while :; do :; done",
-        ],
+        &["-d", "--name", "burn", "busybox"],
+        "while :; do :; done",
     )
     .trim()
     .to_string();
@@ -335,10 +283,7 @@ fn the_stream_chains_samples_and_ends_when_the_container_stops() {
     let Some(d) = daemon_with_busybox("stats-stream") else {
         return;
     };
-    ok(
-        &d,
-        &["run", "-d", "--name", "st", "busybox", "sleep", "1000"],
-    );
+    run_sleeping(&d, "st");
     let mut stream = Stream::open(&d, "st");
     let a = stream.next().expect("a first object");
     let b = stream.next().expect("a second object");
@@ -426,12 +371,9 @@ fn networks_report_the_containers_interfaces_but_not_lo() {
     let Some(d) = daemon_with_busybox("stats-net") else {
         return;
     };
-    ok(
-        &d,
-        &["run", "-d", "--name", "net", "busybox", "sleep", "1000"],
-    );
-    let pid = ok(&d, &["inspect", "-f", "{{.State.Pid}}", "net"]);
-    let pid = pid.trim();
+    run_sleeping(&d, "net");
+    let pid = inspect(&d, "{{.State.Pid}}", "net");
+    let pid = pid.as_str();
     let host_end = format!("kst{}", std::process::id());
     if !ip(&[
         "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", pid,

@@ -39,6 +39,16 @@ use serde_json::{json, Value};
 /// Default time limit for one invocation of the runtime.
 pub const RT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The six kinds of OCI hooks, in the order they run.
+pub const HOOK_KINDS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 /// Creates a [`common::Test`](Test) named after the enclosing test function.
 #[macro_export]
 macro_rules! test_env {

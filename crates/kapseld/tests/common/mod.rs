@@ -37,10 +37,17 @@ impl Daemon {
         self.dir.join("api.sock")
     }
 
+    /// `docker -H <this daemon>`, ready for its arguments.
+    pub fn docker_command(&self) -> Command {
+        let mut cmd = Command::new(DOCKER);
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.socket().display()));
+        cmd
+    }
+
     pub fn docker(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(DOCKER)
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket().display()))
+        let out = self
+            .docker_command()
             .args(args)
             .output()
             .expect("run the docker CLI");
@@ -49,17 +56,41 @@ impl Daemon {
         (out.status.success(), text)
     }
 
-    /// One raw HTTP/1.1 request; returns the status line, headers and body as text.
-    pub fn http(&self, method: &str, path: &str) -> String {
+    /// Sends one raw HTTP/1.1 request on a fresh connection (closed by the server after
+    /// the answer); `body` is its content type and bytes. Returns the connection, to read
+    /// the answer from.
+    pub fn send(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> UnixStream {
         let mut s = UnixStream::connect(self.socket()).unwrap();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
         )
         .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
+        if let Some((content_type, body)) = body {
+            write!(
+                s,
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .unwrap();
+        }
+        s.write_all(b"\r\n").unwrap();
+        if let Some((_, body)) = body {
+            s.write_all(body).unwrap();
+        }
+        s
+    }
+
+    /// One raw HTTP/1.1 request; returns the status line, headers and body as bytes.
+    pub fn http_bytes(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.send(method, path, body).read_to_end(&mut out).unwrap();
         out
+    }
+
+    /// One raw HTTP/1.1 request; returns the status line, headers and body as text.
+    pub fn http(&self, method: &str, path: &str) -> String {
+        String::from_utf8_lossy(&self.http_bytes(method, path, None)).into_owned()
     }
 }
 
@@ -97,6 +128,122 @@ impl Drop for Daemon {
 
 pub fn have_docker_cli() -> bool {
     Path::new(DOCKER).exists()
+}
+
+/// A daemon, or `None` (after saying so) without a docker CLI.
+pub fn daemon_with_cli(name: &str) -> Option<Daemon> {
+    if !have_docker_cli() {
+        eprintln!("SKIP: no docker CLI at {DOCKER}");
+        return None;
+    }
+    Some(Daemon::start(name))
+}
+
+/// A daemon with `busybox:latest` loaded, or `None` (after saying so) without a docker CLI.
+pub fn daemon_with_busybox(name: &str) -> Option<Daemon> {
+    let d = daemon_with_cli(name)?;
+    let archive = busybox_archive(&d.dir);
+    ok(&d, &["load", "-i", &archive.to_string_lossy()]);
+    Some(d)
+}
+
+/// `docker args…`, which must succeed; returns its output (stdout, then stderr).
+#[track_caller]
+pub fn ok(d: &Daemon, args: &[&str]) -> String {
+    let (ok, out) = d.docker(args);
+    assert!(ok, "docker {args:?}: {out}");
+    out
+}
+
+/// `docker args…`, which must fail; returns its output (stdout, then stderr).
+#[track_caller]
+pub fn fails(d: &Daemon, args: &[&str]) -> String {
+    let (ok, out) = d.docker(args);
+    assert!(!ok, "docker {args:?} should fail: {out}");
+    out
+}
+
+/// `docker run ARGS… sh -c SCRIPT`, which must succeed (`args` are the options and the
+/// image); returns its output.
+#[track_caller]
+pub fn run_sh(d: &Daemon, args: &[&str], script: &str) -> String {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend(["sh", "-c", script]);
+    ok(d, &all)
+}
+
+/// `docker run -d --name NAME busybox sleep 1000`: a container that stays up until it is
+/// stopped. Returns the output (its ID).
+#[track_caller]
+pub fn run_sleeping(d: &Daemon, name: &str) -> String {
+    ok(
+        d,
+        &["run", "-d", "--name", name, "busybox", "sleep", "1000"],
+    )
+}
+
+/// `docker inspect -f FORMAT NAME`, which must succeed; returns its output trimmed.
+#[track_caller]
+pub fn inspect(d: &Daemon, format: &str, name: &str) -> String {
+    ok(d, &["inspect", "-f", format, name]).trim().to_string()
+}
+
+/// Runs the docker CLI with `stdin` fed to it (or /dev/null); returns (exit code, stdout
+/// as bytes, stderr).
+pub fn docker_bytes(d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
+    let mut child = d
+        .docker_command()
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Written from a thread: the CLI may answer before it has read all of its input.
+    let writer = stdin.map(|data| {
+        let mut input = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        })
+    });
+    let out = child.wait_with_output().unwrap();
+    if let Some(writer) = writer {
+        writer.join().unwrap();
+    }
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the docker CLI with `stdin` fed to it (or /dev/null); returns (exit code, stdout,
+/// stderr).
+pub fn docker_full(d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    let (code, out, err) = docker_bytes(d, args, stdin);
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
+}
+
+/// Polls `check` until it holds, for 20 s at the most.
+#[track_caller]
+pub fn wait_for(check: impl FnMut() -> bool, what: &str) {
+    wait_for_within(Duration::from_secs(20), check, what);
+}
+
+/// Polls `check` until it holds, for `limit` at the most.
+#[track_caller]
+pub fn wait_for_within(limit: Duration, mut check: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A docker-archive of a busybox image (`busybox:latest`) made from the host's static
