@@ -906,7 +906,7 @@ impl<W: Write> LayerWriter<W> {
             pax.push((format!("{PAX_XATTR_PREFIX}{key}"), value.clone()));
         }
         if !pax.is_empty() {
-            let records = pax_records(&pax);
+            let records = crate::pax::records(&pax);
             let mut ph = tar::Header::new_ustar();
             ph.set_entry_type(tar::EntryType::XHeader);
             ph.set_mode(0o644);
@@ -942,22 +942,6 @@ fn header(kind: tar::EntryType, stat: &Stat, mode: u32) -> tar::Header {
     h.set_mtime(u64::try_from(stat.mtime).unwrap_or(0));
     h.set_size(0);
     h
-}
-
-/// PAX extended header records: `<length> <key>=<value>\n`, the length counting itself.
-fn pax_records(records: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (key, value) in records {
-        let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
-        let mut len = rest + 1;
-        while len != rest + len.to_string().len() {
-            len = rest + len.to_string().len();
-        }
-        out.extend_from_slice(format!("{len} {key}=").as_bytes());
-        out.extend_from_slice(value);
-        out.push(b'\n');
-    }
-    out
 }
 
 /// Opens regular files of the upper directory for reading, walking from its root by
@@ -1115,21 +1099,6 @@ pub(crate) fn tree_size(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pax_record_lengths_count_themselves() {
-        let records = pax_records(&[("path".into(), b"a".to_vec())]);
-        assert_eq!(records, b"9 path=a\n");
-        // 8 bytes + 2 digits is 10: the length gains a digit at the boundary.
-        let records = pax_records(&[("path".into(), b"abc".to_vec())]);
-        assert_eq!(records, b"12 path=abc\n");
-        for n in [85, 90, 94, 95, 96, 990, 995] {
-            let records = pax_records(&[("path".into(), vec![b'x'; n])]);
-            let text = String::from_utf8(records).unwrap();
-            let (len, _) = text.split_once(' ').unwrap();
-            assert_eq!(len.parse::<usize>().unwrap(), text.len(), "{n}");
-        }
-    }
 
     #[test]
     fn directories_compare_without_size_and_mtime() {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod hello;
 pub mod instructions;
 pub mod metadata;
+pub mod pax;
 pub mod reference;
 pub mod snapshot;
 pub mod store;

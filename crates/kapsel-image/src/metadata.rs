@@ -191,24 +191,7 @@ impl ImageDb {
     /// Records an image and its layers, and returns its ID. Adding an image that is
     /// already here changes nothing: the same ID means the same config, so the same layers.
     pub fn add_image(&self, image: &NewImage) -> Result<Digest> {
-        let id = image.id();
-        let (config, facts) = parse_config(&id, &image.config)?;
-        if facts.rootfs.diff_ids.len() != image.layers.len() {
-            return Err(ImageError::InvalidImageConfig {
-                id,
-                reason: format!(
-                    "its rootfs has {} diff IDs but the manifest lists {} layers",
-                    facts.rootfs.diff_ids.len(),
-                    image.layers.len()
-                ),
-            });
-        }
-        let tx = self.write()?;
-        if !image_exists(&tx, &id)? {
-            insert_image(&tx, &id, image, config, &facts)?;
-        }
-        tx.commit()?;
-        Ok(id)
+        self.add_image_tagged(image, &[])
     }
 
     /// Records an image and points `tags` at it, all in one transaction: a crash leaves
@@ -227,22 +210,13 @@ impl ImageDb {
                 ),
             });
         }
-        if let Some(tag) = tags.iter().find(|t| t.digest.is_some()) {
-            return Err(ImageError::InvalidReference {
-                reference: tag.familiar(),
-                reason: "a tag cannot carry a digest: give a name and tag only".to_string(),
-            });
-        }
+        tags.iter().try_for_each(check_tag)?;
         let tx = self.write()?;
         if !image_exists(&tx, &id)? {
             insert_image(&tx, &id, image, config, &facts)?;
         }
         for tag in tags {
-            tx.execute(
-                "INSERT INTO tags (reference, image_id) VALUES (?1, ?2)
-                 ON CONFLICT (reference) DO UPDATE SET image_id = excluded.image_id",
-                params![tag.to_string(), id],
-            )?;
+            set_tag(&tx, tag, &id)?;
         }
         tx.commit()?;
         Ok(id)
@@ -260,23 +234,14 @@ impl ImageDb {
     /// Points `reference` at the image `id`, moving it from the image it named before, as
     /// `docker tag` does.
     pub fn tag(&self, reference: &Reference, id: &Digest) -> Result<()> {
-        if reference.digest.is_some() {
-            return Err(ImageError::InvalidReference {
-                reference: reference.familiar(),
-                reason: "a tag cannot carry a digest: give a name and tag only".to_string(),
-            });
-        }
+        check_tag(reference)?;
         let tx = self.write()?;
         if !image_exists(&tx, id)? {
             return Err(ImageError::ImageNotFound {
                 name: id.to_string(),
             });
         }
-        tx.execute(
-            "INSERT INTO tags (reference, image_id) VALUES (?1, ?2)
-             ON CONFLICT (reference) DO UPDATE SET image_id = excluded.image_id",
-            params![reference.to_string(), id],
-        )?;
+        set_tag(&tx, reference, id)?;
         tx.commit()?;
         Ok(())
     }
@@ -530,6 +495,27 @@ fn insert_image(
             params![id, position, blob.digest, blob.size, chain[position]],
         )?;
     }
+    Ok(())
+}
+
+/// A tag names an image by repository and tag; a digest cannot be moved onto another.
+fn check_tag(reference: &Reference) -> Result<()> {
+    if reference.digest.is_some() {
+        return Err(ImageError::InvalidReference {
+            reference: reference.familiar(),
+            reason: "a tag cannot carry a digest: give a name and tag only".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Points `reference` at image `id`, moving it if it named another.
+fn set_tag(tx: &Transaction, reference: &Reference, id: &Digest) -> Result<()> {
+    tx.execute(
+        "INSERT INTO tags (reference, image_id) VALUES (?1, ?2)
+         ON CONFLICT (reference) DO UPDATE SET image_id = excluded.image_id",
+        params![reference.to_string(), id],
+    )?;
     Ok(())
 }
 

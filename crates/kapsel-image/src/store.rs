@@ -85,11 +85,8 @@ impl ImageStore {
                 config,
                 layers,
             };
-            let db = self.db();
-            let id = db.add_image(&new)?;
-            for tag in &image.tags {
-                db.tag(tag, &id)?;
-            }
+            // The image and its tags in one transaction.
+            let id = self.db().add_image_tagged(&new, &image.tags)?;
             images.push((id, image.tags));
         }
         Ok(images)

@@ -104,40 +104,6 @@ impl Events {
     }
 }
 
-/// `filters` of `GET /events`: type, event (action), container, image, label.
-#[derive(Debug, Default)]
-pub struct EventFilter(BTreeMap<String, Vec<String>>);
-
-impl EventFilter {
-    pub fn new(filters: BTreeMap<String, Vec<String>>) -> Self {
-        EventFilter(filters)
-    }
-
-    pub fn matches(&self, e: &Event) -> bool {
-        self.0.iter().all(|(key, values)| {
-            values.iter().any(|v| match key.as_str() {
-                "type" => e.kind == v,
-                // "health_status: healthy" matches a filter of "health_status" too.
-                "event" => e.action == *v || e.action.split(':').next() == Some(v.as_str()),
-                "container" => {
-                    e.kind == "container"
-                        && (e.id.starts_with(v.as_str())
-                            || e.attributes.get("name").is_some_and(|n| n == v))
-                }
-                "image" => {
-                    e.attributes.get("image").is_some_and(|i| i == v)
-                        || (e.kind == "image" && (e.id == *v || e.id.contains(v.as_str())))
-                }
-                "label" => match v.split_once('=') {
-                    Some((k, val)) => e.attributes.get(k).is_some_and(|x| x == val),
-                    None => e.attributes.contains_key(v),
-                },
-                _ => true,
-            })
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,12 +115,6 @@ mod tests {
         events.publish("image", "tag", "sha256:1", []);
         let (past, _rx) = events.subscribe(0.0);
         assert_eq!(past.len(), 2);
-        let only_containers =
-            EventFilter::new([("type".to_string(), vec!["container".to_string()])].into());
-        assert!(only_containers.matches(&past[0]));
-        assert!(!only_containers.matches(&past[1]));
-        let by_name = EventFilter::new([("container".to_string(), vec!["web".to_string()])].into());
-        assert!(by_name.matches(&past[0]));
         assert_eq!(past[0].to_json()["Actor"]["Attributes"]["name"], "web");
     }
 }

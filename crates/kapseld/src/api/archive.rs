@@ -5,25 +5,20 @@
 //! filesystem work, never whole in memory. A GET answers its status (404 for a missing
 //! path) before the first byte of the tar; an error after that cuts the stream short.
 
-use std::io::{self, BufWriter, Read, Write};
 use std::sync::{Arc, Mutex};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::stream::receiver_stream;
+use super::body;
 use super::{flag, param, ApiError, AppState};
 use crate::containers::fs::{Access, ExtractOptions, FsError, PathStat};
 use crate::containers::user;
 
 type Params = Query<Vec<(String, String)>>;
-
-/// Chunks in flight between the async and the blocking side.
-const CHANNEL_CHUNKS: usize = 16;
 
 const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
@@ -75,7 +70,7 @@ pub async fn get(
     let path = path_param(&params)?;
     let (ready_tx, ready_rx) = oneshot::channel::<Result<PathStat, ApiError>>();
     let ready = Arc::new(Mutex::new(Some(ready_tx)));
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let (tx, rx) = body::channel();
     let engine = state.engine.clone();
     let (task_ready, given) = (ready.clone(), id.clone());
     tokio::spawn(async move {
@@ -90,7 +85,9 @@ pub async fn get(
                     }
                 };
                 answer(&task_ready, Ok(stat));
-                stream_into(tx, |out| fs.archive(&target, out).map(drop));
+                body::write_into(tx, "a container archive", |out| {
+                    fs.archive(&target, out).map(drop)
+                });
                 Ok(())
             })
             .await;
@@ -106,7 +103,7 @@ pub async fn get(
             ("Content-Type", "application/x-tar".to_string()),
             (STAT_HEADER, stat.header_value()),
         ],
-        Body::from_stream(receiver_stream(rx)),
+        body::from_channel(rx),
     )
         .into_response())
 }
@@ -118,14 +115,14 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), ApiError>>();
     let ready = Arc::new(Mutex::new(Some(ready_tx)));
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let (tx, rx) = body::channel();
     let engine = state.engine.clone();
     let task_ready = ready.clone();
     tokio::spawn(async move {
         let result = engine
             .with_rootfs(&id, Access::Read, move |fs, _| {
                 answer(&task_ready, Ok(()));
-                stream_into(tx, |out| fs.export(out).map(drop));
+                body::write_into(tx, "a container export", |out| fs.export(out).map(drop));
                 Ok(())
             })
             .await;
@@ -138,7 +135,7 @@ pub async fn export(
         .map_err(|_| ApiError::internal("the export task ended early"))??;
     Ok((
         [("Content-Type", "application/x-tar")],
-        Body::from_stream(receiver_stream(rx)),
+        body::from_channel(rx),
     )
         .into_response())
 }
@@ -149,12 +146,12 @@ pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Params,
-    body: Body,
+    request: Body,
 ) -> Result<Response, ApiError> {
     let path = path_param(&params)?;
     let no_overwrite_dir_non_dir = flag(&params, "noOverwriteDirNonDir");
     let copy_uid_gid = flag(&params, "copyUIDGID");
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let (tx, rx) = body::channel();
     let engine = state.engine.clone();
     let task = tokio::spawn(async move {
         engine
@@ -174,20 +171,11 @@ pub async fn put(
                     no_overwrite_dir_non_dir,
                     owner,
                 };
-                fs.extract(&path, ChannelReader::new(rx), &options)
+                fs.extract(&path, body::ChannelReader::new(rx), &options)
             })
             .await
     });
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(io::Error::other);
-        let failed = chunk.is_err();
-        // A send fails once the extraction stopped reading: it is done or has failed.
-        if tx.send(chunk).await.is_err() || failed {
-            break;
-        }
-    }
-    drop(tx);
+    body::forward(request, tx).await;
     task.await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(StatusCode::OK.into_response())
@@ -197,65 +185,5 @@ pub async fn put(
 fn answer<T>(ready: &Mutex<Option<oneshot::Sender<T>>>, value: T) {
     if let Some(tx) = ready.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = tx.send(value);
-    }
-}
-
-/// Runs `write` into the response body; an error ends the body with it (the client
-/// sees a cut stream, as from dockerd).
-fn stream_into(
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    write: impl FnOnce(&mut BufWriter<ChannelWriter>) -> io::Result<()>,
-) {
-    let mut out = BufWriter::with_capacity(64 << 10, ChannelWriter(tx.clone()));
-    if let Err(e) = write(&mut out).and_then(|()| out.flush()) {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            tracing::warn!(error = %e, "writing a container archive");
-        }
-        let _ = tx.blocking_send(Err(e));
-    }
-}
-
-/// The request body, read on the blocking side.
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    chunk: Bytes,
-}
-
-impl ChannelReader {
-    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
-        ChannelReader {
-            rx,
-            chunk: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.chunk.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.chunk = chunk?,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        Ok(n)
-    }
-}
-
-/// The response body, written on the blocking side.
-struct ChannelWriter(mpsc::Sender<io::Result<Bytes>>);
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

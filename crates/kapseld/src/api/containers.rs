@@ -1,10 +1,9 @@
 //! `/containers/...` and `/exec/...`: the container life cycle, inspect and list, logs,
 //! top, and exec, over [`crate::containers::Engine`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,10 +11,12 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::body;
+use super::filters::{label_matches, time_param, Filters};
 use super::stream::{self, StreamOptions};
 use super::{flag, param, ApiError, AppState};
 use crate::containers::exec::ExecConfig;
-use crate::containers::record::Status;
+use crate::containers::record::{Record, Status};
 use crate::containers::{inspect, logs, ContainerError, CreateRequest, WaitCondition};
 
 type Params = Query<Vec<(String, String)>>;
@@ -77,7 +78,7 @@ pub async fn list(
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let all = flag(&params, "all");
-    let filters = Filters::parse(param(&params, "filters"))?;
+    let filters = Filters::parse(param(&params, "filters"), LIST_FILTERS)?;
     let mut records: Vec<_> = state.engine.all().iter().map(|c| c.snapshot()).collect();
     // Newest first, as docker ps lists them.
     records.sort_by(|a, b| b.created.cmp(&a.created));
@@ -86,8 +87,8 @@ pub async fn list(
         .and_then(|l| l.parse::<i64>().ok())
         .filter(|l| *l > 0);
     let (before, since) = (
-        filters.anchor("before", &records),
-        filters.anchor("since", &records),
+        anchor(&filters, "before", &records),
+        anchor(&filters, "since", &records),
     );
     for r in &records {
         if before.as_ref().is_some_and(|t| r.created >= *t)
@@ -96,7 +97,7 @@ pub async fn list(
             continue;
         }
         let explicit_all = all || filters.has("status") || filters.has("exited");
-        if (!explicit_all && !r.state.status.is_live()) || !filters.matches(r) {
+        if (!explicit_all && !r.state.status.is_live()) || !list_matches(&filters, r) {
             continue;
         }
         shown.push(inspect::summary(r));
@@ -107,75 +108,39 @@ pub async fn list(
     Ok(Json(Value::Array(shown)))
 }
 
-/// `filters={"label":["a=b"],"status":["running"],...}` (also the old `{"k":{"v":true}}`).
-struct Filters(HashMap<String, Vec<String>>);
+/// The filter keys of `GET /containers/json`.
+const LIST_FILTERS: &[&str] = &[
+    "label", "name", "id", "status", "ancestor", "exited", "before", "since",
+];
 
-impl Filters {
-    fn parse(text: Option<&str>) -> Result<Filters, ApiError> {
-        let Some(text) = text.filter(|t| !t.is_empty()) else {
-            return Ok(Filters(HashMap::new()));
-        };
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| ApiError::bad_request(format!("invalid filters {text:?}: {e}")))?;
-        let mut map = HashMap::new();
-        for (key, values) in value.as_object().into_iter().flatten() {
-            let list: Vec<String> = match values {
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect(),
-                Value::Object(o) => o.keys().cloned().collect(),
-                _ => Vec::new(),
-            };
-            const KNOWN: &[&str] = &[
-                "label", "name", "id", "status", "ancestor", "exited", "before", "since",
-            ];
-            if !KNOWN.contains(&key.as_str()) {
-                return Err(ApiError::bad_request(format!("invalid filter '{key}'")));
+/// Every given filter holds (within one key, any value may match); `before` and `since`
+/// are applied by the caller.
+fn list_matches(filters: &Filters, r: &Record) -> bool {
+    filters.iter().all(|(key, values)| {
+        values.iter().any(|v| match key.as_str() {
+            "label" => label_matches(v, |k| r.config.labels.as_ref()?.get(k).map(String::as_str)),
+            "name" => r.name.contains(v.trim_start_matches('/')),
+            "id" => r.id.starts_with(v.as_str()),
+            "status" => r.state.status.as_str() == v,
+            "ancestor" => {
+                r.image == *v
+                    || r.image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
             }
-            map.insert(key.clone(), list);
-        }
-        Ok(Filters(map))
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.0.contains_key(key)
-    }
-
-    /// Every given filter holds (within one key, any value may match).
-    fn matches(&self, r: &crate::containers::record::Record) -> bool {
-        self.0.iter().all(|(key, values)| {
-            values.iter().any(|v| match key.as_str() {
-                "label" => {
-                    let labels = r.config.labels.clone().unwrap_or_default();
-                    match v.split_once('=') {
-                        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-                        None => labels.contains_key(v),
-                    }
-                }
-                "name" => r.name.contains(v.trim_start_matches('/')),
-                "id" => r.id.starts_with(v.as_str()),
-                "status" => r.state.status.as_str() == v,
-                "ancestor" => {
-                    r.image == *v
-                        || r.image_id
-                            .trim_start_matches("sha256:")
-                            .starts_with(v.trim_start_matches("sha256:"))
-                }
-                "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
-                _ => true,
-            })
+            "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
+            _ => true,
         })
-    }
+    })
+}
 
-    /// The creation time of the container `before`/`since` names.
-    fn anchor(&self, key: &str, records: &[crate::containers::record::Record]) -> Option<String> {
-        let wanted = self.0.get(key)?.first()?;
-        records
-            .iter()
-            .find(|r| r.id.starts_with(wanted.as_str()) || r.name == *wanted)
-            .map(|r| r.created.clone())
-    }
+/// The creation time of the container a `before`/`since` filter names.
+fn anchor(filters: &Filters, key: &str, records: &[Record]) -> Option<String> {
+    let wanted = filters.get(key).first()?;
+    records
+        .iter()
+        .find(|r| r.id.starts_with(wanted.as_str()) || r.name == *wanted)
+        .map(|r| r.created.clone())
 }
 
 pub async fn inspect_one(
@@ -281,7 +246,7 @@ pub async fn wait(
     // The status line goes out at once (the docker CLI waits for it before it starts the
     // container); the body follows when the condition holds.
     let engine = state.engine.clone();
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let (tx, rx) = mpsc::channel::<body::Chunk>(1);
     tokio::spawn(async move {
         let body = match engine.wait(&id, condition).await {
             Ok(code) => json!({"StatusCode": code, "Error": null}),
@@ -291,7 +256,7 @@ pub async fn wait(
     });
     Ok((
         [("Content-Type", "application/json")],
-        Body::from_stream(stream::receiver_stream(rx)),
+        body::from_channel(rx),
     )
         .into_response())
 }
@@ -311,8 +276,8 @@ pub async fn logs(
     let query = logs::Query {
         stdout: flag(&params, "stdout"),
         stderr: flag(&params, "stderr"),
-        since: time_param(&params, "since")?,
-        until: time_param(&params, "until")?,
+        since: time_param(&params, "since")?.unwrap_or(0.0),
+        until: time_param(&params, "until")?.unwrap_or(0.0),
         tail: param(&params, "tail").and_then(|t| t.parse().ok()),
     };
     if !query.stdout && !query.stderr {
@@ -323,7 +288,7 @@ pub async fn logs(
     let follow = flag(&params, "follow");
     let timestamps = flag(&params, "timestamps");
     let tty = record.config.tty;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let (tx, rx) = mpsc::channel::<body::Chunk>(16);
     let path = std::path::PathBuf::from(&record.log_path);
     tokio::task::spawn_blocking(move || {
         let running = || container.record().state.status.is_live();
@@ -346,21 +311,7 @@ pub async fn logs(
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    Ok((
-        [("Content-Type", content_type)],
-        Body::from_stream(stream::receiver_stream(rx)),
-    )
-        .into_response())
-}
-
-/// `since`/`until`: seconds since the epoch, with an optional fraction.
-fn time_param(params: &[(String, String)], name: &str) -> Result<f64, ApiError> {
-    match param(params, name).filter(|v| !v.is_empty()) {
-        None => Ok(0.0),
-        Some(v) => v
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid {name} value {v:?}"))),
-    }
+    Ok(([("Content-Type", content_type)], body::from_channel(rx)).into_response())
 }
 
 pub async fn top(

@@ -1,44 +1,39 @@
 //! `GET /events`: past events from `since`, then live ones until `until` (or for ever),
 //! one JSON object per line, filtered as the client asks.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
-use super::stream::receiver_stream;
+use super::body;
+use super::filters::{self, label_matches, Filters};
 use super::{param, ApiError, AppState};
-use crate::events::{Event, EventFilter};
+use crate::events::Event;
 
 pub async fn events(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let since = time_param(param(&params, "since"))?;
-    let until = time_param(param(&params, "until"))?;
-    let filter = EventFilter::new(parse_filters(param(&params, "filters"))?);
+    let since = filters::time_param(&params, "since")?;
+    let until = filters::time_param(&params, "until")?;
+    let filter = Filters::parse(param(&params, "filters"), KNOWN_FILTERS)?;
     let (past, mut live) = state
         .engine
         .events
         .subscribe(since.unwrap_or(f64::INFINITY));
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let (tx, rx) = mpsc::channel::<body::Chunk>(64);
     tokio::spawn(async move {
-        let in_range = |e: &Event| until.is_none_or(|u| e.seconds() <= u) && filter.matches(e);
+        let in_range = |e: &Event| until.is_none_or(|u| e.seconds() <= u) && matches(&filter, e);
         for e in past.iter().filter(|e| in_range(e)) {
             if tx.send(Ok(line(e))).await.is_err() {
                 return;
             }
         }
         let deadline = until.map(|u| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            tokio::time::Instant::now() + Duration::from_secs_f64((u - now).max(0.0))
+            tokio::time::Instant::now() + Duration::from_secs_f64((u - filters::now()).max(0.0))
         });
         loop {
             let next = async {
@@ -62,7 +57,7 @@ pub async fn events(
     });
     Ok((
         [("Content-Type", "application/json")],
-        Body::from_stream(receiver_stream(rx)),
+        body::from_channel(rx),
     )
         .into_response())
 }
@@ -71,44 +66,63 @@ fn line(e: &Event) -> Bytes {
     Bytes::from(e.to_json().to_string() + "\n")
 }
 
-/// Seconds since the epoch (`1700000000`, `1700000000.5`) or RFC 3339.
-fn time_param(value: Option<&str>) -> Result<Option<f64>, ApiError> {
-    let Some(v) = value.filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if let Ok(seconds) = v.parse::<f64>() {
-        return Ok(Some(seconds));
-    }
-    humantime::parse_rfc3339_weak(v)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| Some(d.as_secs_f64()))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("invalid time {v:?}: use seconds since the epoch"))
+/// The filter keys of `GET /events` (those for swarm objects never match here).
+const KNOWN_FILTERS: &[&str] = &[
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
+];
+
+/// Every given filter holds (within one key, any value may match).
+fn matches(filters: &Filters, e: &Event) -> bool {
+    filters.iter().all(|(key, values)| {
+        values.iter().any(|v| match key.as_str() {
+            "type" => e.kind == v,
+            // "health_status: healthy" matches a filter of "health_status" too.
+            "event" => e.action == *v || e.action.split(':').next() == Some(v.as_str()),
+            "container" => {
+                e.kind == "container"
+                    && (e.id.starts_with(v.as_str())
+                        || e.attributes.get("name").is_some_and(|n| n == v))
+            }
+            "image" => {
+                e.attributes.get("image").is_some_and(|i| i == v)
+                    || (e.kind == "image" && (e.id == *v || e.id.contains(v.as_str())))
+            }
+            "label" => label_matches(v, |k| e.attributes.get(k).map(String::as_str)),
+            "scope" => v == "local",
+            _ => false,
         })
+    })
 }
 
-/// `{"type":["container"]}` or the older `{"type":{"container":true}}`.
-fn parse_filters(text: Option<&str>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
-    let Some(text) = text.filter(|t| !t.is_empty()) else {
-        return Ok(BTreeMap::new());
-    };
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("invalid filters {text:?}: {e}")))?;
-    Ok(value
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| {
-            let values = match v {
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect(),
-                Value::Object(o) => o.keys().cloned().collect(),
-                _ => Vec::new(),
-            };
-            (k.clone(), values)
-        })
-        .collect())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Events;
+
+    #[test]
+    fn filters_select_events() {
+        let events = Events::default();
+        events.publish("container", "start", "abc", [("name".into(), "web".into())]);
+        events.publish("image", "tag", "sha256:1", []);
+        let (past, _rx) = events.subscribe(0.0);
+        let only_containers =
+            Filters::parse(Some(r#"{"type":["container"]}"#), KNOWN_FILTERS).unwrap();
+        assert!(matches(&only_containers, &past[0]));
+        assert!(!matches(&only_containers, &past[1]));
+        let by_name = Filters::parse(Some(r#"{"container":["web"]}"#), KNOWN_FILTERS).unwrap();
+        assert!(matches(&by_name, &past[0]));
+    }
 }

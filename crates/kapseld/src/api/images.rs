@@ -7,14 +7,13 @@
 //! through channels, never whole in memory.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufWriter, Read, Write};
+use std::io;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::StreamExt;
 use kapsel_image::commit::ImportOptions;
 use kapsel_image::instructions;
 use kapsel_image::metadata::ImageRecord;
@@ -22,17 +21,14 @@ use kapsel_image::reference::Reference;
 use kapsel_image::store::{ImageStore, RemoveEvent};
 use kapsel_image::ImageError;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 
-use super::{flag, page_not_found, param, ApiError, AppState};
+use super::filters::Filters;
+use super::{body, flag, page_not_found, param, ApiError, AppState};
 use crate::containers::commit::CommitRequest;
 use crate::containers::{inspect, ContainerError};
 
 /// Query parameters as pairs: `names` may be given several times.
 type Params = Query<Vec<(String, String)>>;
-
-/// Chunks in flight between the async and the blocking side.
-const CHANNEL_CHUNKS: usize = 16;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let images = blocking(&state, |store| store.list()).await?;
@@ -40,12 +36,11 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 /// `docker load`: the body is the archive; the answer is a JSON message stream.
-pub async fn load(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+pub async fn load(State(state): State<AppState>, request: Body) -> Result<Response, ApiError> {
+    let (tx, rx) = body::channel();
     let store = state.images.clone();
-    let task = tokio::task::spawn_blocking(move || store.load(ChannelReader::new(rx)));
-    // A send fails once the loader stopped reading: it is done or has failed.
-    forward_body(body, tx).await;
+    let task = tokio::task::spawn_blocking(move || store.load(body::ChannelReader::new(rx)));
+    body::forward(request, tx).await;
     let loaded = task
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
@@ -104,7 +99,7 @@ async fn import(
     state: &AppState,
     source: &str,
     params: &[(String, String)],
-    body: Body,
+    request: Body,
 ) -> Result<Response, ApiError> {
     if source != "-" {
         return Err(ApiError::bad_request(format!(
@@ -133,10 +128,11 @@ async fn import(
         comment,
         tags: tags.clone(),
     };
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let (tx, rx) = body::channel();
     let store = state.images.clone();
-    let task = tokio::task::spawn_blocking(move || store.import(ChannelReader::new(rx), &options));
-    forward_body(body, tx).await;
+    let task =
+        tokio::task::spawn_blocking(move || store.import(body::ChannelReader::new(rx), &options));
+    body::forward(request, tx).await;
     let id = task
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
@@ -150,18 +146,6 @@ async fn import(
     );
     let message = format!("{}\n", json!({ "status": id.to_string() }));
     Ok(([("Content-Type", "application/json")], message).into_response())
-}
-
-/// Streams the request body into the blocking side until it ends or is no longer read.
-async fn forward_body(body: Body, tx: mpsc::Sender<io::Result<Bytes>>) {
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(io::Error::other);
-        let failed = chunk.is_err();
-        if tx.send(chunk).await.is_err() || failed {
-            break;
-        }
-    }
 }
 
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`, the body a
@@ -543,61 +527,30 @@ fn container_error(e: ContainerError) -> ApiError {
 /// `until` (created before), `label` / `label!` (`key` or `key=value`).
 struct PruneFilters {
     dangling_only: bool,
-    until: Option<i64>,
-    labels: Vec<String>,
-    not_labels: Vec<String>,
+    until: Option<f64>,
+    filters: Filters,
 }
 
 impl PruneFilters {
     fn parse(text: Option<&str>) -> Result<PruneFilters, ApiError> {
-        let mut filters = PruneFilters {
-            dangling_only: true,
-            until: None,
-            labels: Vec::new(),
-            not_labels: Vec::new(),
-        };
-        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-            return Ok(filters);
-        };
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| ApiError::bad_request(format!("invalid filters {text:?}: {e}")))?;
-        for (key, values) in value.as_object().into_iter().flatten() {
-            // `{"k": ["v"]}` or the older `{"k": {"v": true}}`.
-            let values: Vec<String> = match values {
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect(),
-                Value::Object(o) => o.keys().cloned().collect(),
-                _ => Vec::new(),
+        let filters = Filters::parse(text, &["dangling", "until", "label", "label!"])?;
+        let mut dangling_only = true;
+        for v in filters.get("dangling") {
+            dangling_only = match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid filter 'dangling={v}'"
+                    )))
+                }
             };
-            match key.as_str() {
-                "dangling" => {
-                    for v in &values {
-                        filters.dangling_only = match v.to_ascii_lowercase().as_str() {
-                            "true" | "1" => true,
-                            "false" | "0" => false,
-                            _ => {
-                                return Err(ApiError::bad_request(format!(
-                                    "invalid filter 'dangling={v}'"
-                                )))
-                            }
-                        };
-                    }
-                }
-                "until" => {
-                    for v in &values {
-                        filters.until = Some(parse_until(v).ok_or_else(|| {
-                            ApiError::bad_request(format!("invalid filter 'until={v}'"))
-                        })?);
-                    }
-                }
-                "label" => filters.labels.extend(values),
-                "label!" => filters.not_labels.extend(values),
-                other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
-            }
         }
-        Ok(filters)
+        Ok(PruneFilters {
+            dangling_only,
+            until: filters.time("until")?,
+            filters,
+        })
     }
 
     fn selects(&self, record: &ImageRecord, config: &Value) -> bool {
@@ -606,58 +559,13 @@ impl PruneFilters {
         }
         if let Some(until) = self.until {
             let created = record.created.as_deref().map_or(0, inspect::unix_seconds);
-            if created >= until {
+            if created as f64 >= until {
                 return false;
             }
         }
         let labels = config.pointer("/config/Labels").and_then(Value::as_object);
-        let has = |spec: &String| {
-            let (key, value) = match spec.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (spec.as_str(), None),
-            };
-            labels
-                .and_then(|l| l.get(key))
-                .is_some_and(|v| value.is_none_or(|want| v.as_str() == Some(want)))
-        };
-        self.labels.iter().all(has) && !self.not_labels.iter().any(has)
+        self.filters.labels_match(|k| labels?.get(k)?.as_str())
     }
-}
-
-/// `until`: unix seconds (maybe fractional), an RFC 3339 time, or a Go duration before
-/// now (`24h`, `10m`).
-fn parse_until(text: &str) -> Option<i64> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Some(seconds as i64);
-    }
-    if text.contains('T') || text.contains('-') {
-        let seconds = inspect::unix_seconds(text);
-        return (seconds != 0).then_some(seconds);
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    let mut total = 0f64;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let number: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        total += number
-            * match &rest[..u] {
-                "h" => 3600.0,
-                "m" => 60.0,
-                "s" => 1.0,
-                "ms" => 0.001,
-                _ => return None,
-            };
-        rest = &rest[u..];
-    }
-    Some(now - total as i64)
 }
 
 /// Streams a docker-archive of `names`. Unknown names are answered 404 before the
@@ -668,27 +576,16 @@ async fn save(state: &AppState, names: Vec<String>) -> Result<Response, ApiError
         checked.iter().try_for_each(|n| store.resolve(n).map(drop))
     })
     .await?;
-    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let (tx, rx) = body::channel();
     let store = state.images.clone();
     tokio::task::spawn_blocking(move || {
-        let mut out = BufWriter::with_capacity(64 << 10, ChannelWriter(tx.clone()));
-        let saved = store.save(&names, &mut out).and_then(|()| {
-            out.flush().map_err(|source| ImageError::ArchiveIo {
-                op: "write",
-                source,
-            })
-        });
-        if let Err(e) = saved {
-            tracing::warn!(error = %e, "saving images");
-            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-        }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async {
-        rx.recv().await.map(|chunk| (chunk, rx))
+        body::write_into(tx, "saved images", |out| {
+            store.save(&names, out).map_err(io::Error::other)
+        })
     });
     Ok((
         [("Content-Type", "application/x-tar")],
-        Body::from_stream(stream),
+        body::from_channel(rx),
     )
         .into_response())
 }
@@ -703,49 +600,4 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(result?)
-}
-
-/// The request body, read on the blocking side.
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    chunk: Bytes,
-}
-
-impl ChannelReader {
-    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
-        ChannelReader {
-            rx,
-            chunk: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.chunk.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.chunk = chunk?,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        Ok(n)
-    }
-}
-
-/// The response body, written on the blocking side.
-struct ChannelWriter(mpsc::Sender<io::Result<Bytes>>);
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }

@@ -1,8 +1,10 @@
 //! The Engine API: routing, API version negotiation, and Docker-shaped errors.
 
 mod archive;
+mod body;
 mod containers;
 mod events;
+mod filters;
 mod images;
 mod stats;
 mod stream;

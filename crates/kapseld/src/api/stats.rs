@@ -20,7 +20,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
 use tokio::sync::mpsc;
 
-use super::stream::receiver_stream;
+use super::body;
 use super::{param, ApiError, AppState};
 use crate::containers::stats::{self, Series, StatsResponse};
 use crate::containers::{Container, Engine};
@@ -54,7 +54,7 @@ pub async fn stats(
         return Ok(json_response(Body::from(line(&series.next(frame)))));
     }
 
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let (tx, rx) = mpsc::channel::<body::Chunk>(1);
     tokio::spawn(async move {
         let mut series = Series::default();
         let mut ticks = tokio::time::interval(INTERVAL);
@@ -69,7 +69,7 @@ pub async fn stats(
             }
         }
     });
-    Ok(json_response(Body::from_stream(receiver_stream(rx))))
+    Ok(json_response(body::from_channel(rx)))
 }
 
 /// A sample, or the zero-valued object when the container does not run (then `false`).

@@ -8,14 +8,12 @@
 
 use std::path::Path;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
 use hyper::upgrade::OnUpgrade;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 use super::{param, ApiError};
 
@@ -50,15 +48,6 @@ fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + payload.len());
     frame_into(&mut out, kind, payload, false);
     out
-}
-
-/// A response body fed from a channel.
-pub fn receiver_stream(
-    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
 }
 
 pub fn wants_upgrade(req: &Request) -> bool {

@@ -239,11 +239,7 @@ fn exec_process(config_path: &Path, exec: &ExecConfig) -> Result<Value, Containe
     process["args"] = json!(exec.cmd);
     process["terminal"] = json!(exec.tty);
     let mut env: Vec<String> = serde_json::from_value(process["env"].clone()).unwrap_or_default();
-    for var in exec.env.iter().flatten() {
-        let key = var.split('=').next().unwrap_or("");
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(var.clone());
-    }
+    super::override_env(&mut env, exec.env.iter().flatten().cloned());
     process["env"] = json!(env);
     if !exec.working_dir.is_empty() {
         process["cwd"] = json!(exec.working_dir);

@@ -939,7 +939,7 @@ impl<W: Write> TarOut<W> {
         data: impl Read,
     ) -> io::Result<()> {
         if !pax.is_empty() {
-            let records = pax_records(pax);
+            let records = kapsel_image::pax::records(pax);
             let mut h = Header::new_gnu();
             set_field(&mut h.as_old_mut().name, b"PaxHeader");
             h.set_entry_type(EntryType::XHeader);
@@ -986,22 +986,6 @@ fn set_field(field: &mut [u8], value: &[u8]) {
     let n = value.len().min(field.len());
     field[..n].copy_from_slice(&value[..n]);
     field[n..].fill(0);
-}
-
-/// PAX records: `<length> <key>=<value>\n`, the length counting itself.
-fn pax_records(records: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (key, value) in records {
-        let rest = 1 + key.len() + 1 + value.len() + 1;
-        let mut len = rest + 1;
-        while len != rest + len.to_string().len() {
-            len = rest + len.to_string().len();
-        }
-        out.extend_from_slice(format!("{len} {key}=").as_bytes());
-        out.extend_from_slice(value);
-        out.push(b'\n');
-    }
-    out
 }
 
 /// How `PUT /containers/{id}/archive` extracts.
@@ -1533,24 +1517,8 @@ fn rfc3339(seconds: i64, nanos: u32) -> String {
 
 /// Standard base64 with padding, as Go's base64.StdEncoding.
 pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 #[cfg(test)]
@@ -1591,10 +1559,10 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         assert_eq!(rfc3339(60, 5), "1970-01-01T00:01:00.000000005Z");
-        assert_eq!(pax_records(&[("a", b"b")]), b"6 a=b\n");
+        assert_eq!(kapsel_image::pax::records(&[("a", b"b")]), b"6 a=b\n");
         // The length counts its own digits: 99 fits in two, 101 needs three.
-        assert!(pax_records(&[("k", &[b'x'; 93])]).starts_with(b"99 k="));
-        assert!(pax_records(&[("k", &[b'x'; 94])]).starts_with(b"101 k="));
+        assert!(kapsel_image::pax::records(&[("k", [b'x'; 93])]).starts_with(b"99 k="));
+        assert!(kapsel_image::pax::records(&[("k", [b'x'; 94])]).starts_with(b"101 k="));
     }
 
     #[test]

@@ -86,11 +86,16 @@ fn mounts(record: &Record) -> Value {
     json!(mounts)
 }
 
-fn network_settings(record: &Record) -> Value {
-    let mode = match record.host_config.network_mode.as_str() {
+/// The network mode, with Docker's name for the default.
+fn network_mode(record: &Record) -> &str {
+    match record.host_config.network_mode.as_str() {
         "" | "default" => "bridge",
         m => m,
-    };
+    }
+}
+
+fn network_settings(record: &Record) -> Value {
+    let mode = network_mode(record);
     json!({
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
         "Ports": {}, "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
@@ -118,8 +123,7 @@ pub fn summary(record: &Record) -> Value {
         "Labels": record.config.labels.clone().unwrap_or_default(),
         "State": record.state.status.as_str(),
         "Status": status_text(record),
-        "HostConfig": {"NetworkMode": network_settings(record)["Networks"]
-            .as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_default()},
+        "HostConfig": {"NetworkMode": network_mode(record)},
         "NetworkSettings": {"Networks": network_settings(record)["Networks"]},
         "Mounts": mounts(record),
     })

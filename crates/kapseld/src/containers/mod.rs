@@ -934,11 +934,7 @@ fn merge_image_config(config: &mut Config, image: &Value) {
             .to_string()
     };
     let mut env = strings("Env").unwrap_or_default();
-    for var in config.env.take().unwrap_or_default() {
-        let key = var.split('=').next().unwrap_or("").to_string();
-        env.retain(|e| e.split('=').next() != Some(key.as_str()));
-        env.push(var);
-    }
+    override_env(&mut env, config.env.take().unwrap_or_default());
     config.env = Some(env);
     if config.entrypoint.is_none() {
         config.entrypoint = strings("Entrypoint");
@@ -964,6 +960,15 @@ fn merge_image_config(config: &mut Config, image: &Value) {
         .unwrap_or_default();
     labels.extend(config.labels.take().unwrap_or_default());
     config.labels = Some(labels);
+}
+
+/// Sets each `KEY=value` of `overrides` in `env`, replacing a variable of the same name.
+fn override_env(env: &mut Vec<String>, overrides: impl IntoIterator<Item = String>) {
+    for var in overrides {
+        let key = var.split('=').next().unwrap_or("").to_string();
+        env.retain(|e| e.split('=').next() != Some(key.as_str()));
+        env.push(var);
+    }
 }
 
 /// The process environment: the config's, plus PATH, HOSTNAME, HOME and (with a TTY)

@@ -59,7 +59,20 @@ pub struct HostConfig {
     pub sysctls: Option<BTreeMap<String, String>>,
     pub log_config: LogConfig,
     pub init: Option<bool>,
-    // Resources.
+    pub ulimits: Option<Vec<Ulimit>>,
+    pub devices: Option<Vec<DeviceMapping>>,
+    /// Docker's `Resources` (flattened into HostConfig, as the API has it); before
+    /// `extra`, which takes what is left.
+    #[serde(flatten)]
+    pub resources: Resources,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The limits `docker update` can change too.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Resources {
     pub memory: i64,
     pub memory_swap: i64,
     pub memory_reservation: i64,
@@ -70,11 +83,7 @@ pub struct HostConfig {
     pub cpuset_cpus: String,
     pub cpuset_mems: String,
     pub pids_limit: Option<i64>,
-    pub ulimits: Option<Vec<Ulimit>>,
-    pub devices: Option<Vec<DeviceMapping>>,
     pub blkio_weight: u16,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -2,11 +2,13 @@
 //! and `HostConfig` as dockerd would: Docker's default capabilities, seccomp profile,
 //! masked paths, mounts and /etc files, and the resources asked for.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use super::record::{HostConfig, MountSpec, Record};
+use super::record::{HostConfig, MountSpec, Record, Resources};
 use super::user::User;
 use super::ContainerError;
 
@@ -348,12 +350,28 @@ fn seccomp(host: &HostConfig, capabilities: &[String]) -> Result<Option<Value>, 
         _ if host.privileged => return Ok(None),
         Some("unconfined") => return Ok(None),
         Some(profile) => kapsel_seccomp::from_docker_profile(profile, capabilities),
-        None => kapsel_seccomp::docker_default(capabilities),
+        None => return docker_default_seccomp(capabilities).map(Some),
     }
     .map_err(|e| invalid(format!("seccomp profile: {e}")))?;
     Ok(Some(
         serde_json::to_value(seccomp).expect("seccomp serialises"),
     ))
+}
+
+/// Docker's default profile for a capability set, converted once per set: it depends only
+/// on the set and the host, and converting it (parsing Docker's JSON) is not work a
+/// container start should repeat.
+fn docker_default_seccomp(capabilities: &[String]) -> Result<Value, ContainerError> {
+    static CONVERTED: Mutex<BTreeMap<Vec<String>, Value>> = Mutex::new(BTreeMap::new());
+    let mut converted = CONVERTED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = converted.get(capabilities) {
+        return Ok(found.clone());
+    }
+    let seccomp = kapsel_seccomp::docker_default(capabilities)
+        .map_err(|e| invalid(format!("seccomp profile: {e}")))?;
+    let value = serde_json::to_value(seccomp).expect("seccomp serialises");
+    converted.insert(capabilities.to_vec(), value.clone());
+    Ok(value)
 }
 
 fn rlimits(host: &HostConfig) -> Result<Vec<Value>, ContainerError> {
@@ -376,44 +394,11 @@ fn rlimits(host: &HostConfig) -> Result<Vec<Value>, ContainerError> {
 /// `linux.resources`: memory, CPU, pids and block I/O limits; every device denied but
 /// those the runtime always allows and `--device` adds.
 fn resources(host: &HostConfig) -> Value {
-    let mut r = json!({});
-    let positive = |v: i64| (v > 0).then_some(v);
-    let mut memory = json!({});
-    if let Some(limit) = positive(host.memory) {
-        memory["limit"] = json!(limit);
+    let mut r = limits(&host.resources);
+    let memory = &host.resources;
+    if memory.memory > 0 && memory.memory_swap == 0 {
         // Docker: without --memory-swap, swap may be as large as memory (limit × 2).
-        memory["swap"] = json!(match host.memory_swap {
-            0 => limit * 2,
-            s => s,
-        });
-    }
-    if let Some(reservation) = positive(host.memory_reservation) {
-        memory["reservation"] = json!(reservation);
-    }
-    r["memory"] = memory;
-    let mut cpu = json!({});
-    if let Some(shares) = positive(host.cpu_shares) {
-        cpu["shares"] = json!(shares);
-    }
-    if let Some(nano) = positive(host.nano_cpus) {
-        cpu["period"] = json!(100_000);
-        cpu["quota"] = json!(nano / 10_000);
-    } else if let Some(quota) = positive(host.cpu_quota) {
-        cpu["quota"] = json!(quota);
-        cpu["period"] = json!(positive(host.cpu_period).unwrap_or(100_000));
-    }
-    if !host.cpuset_cpus.is_empty() {
-        cpu["cpus"] = json!(host.cpuset_cpus);
-    }
-    if !host.cpuset_mems.is_empty() {
-        cpu["mems"] = json!(host.cpuset_mems);
-    }
-    r["cpu"] = cpu;
-    if let Some(limit) = host.pids_limit.filter(|l| *l != 0) {
-        r["pids"] = json!({"limit": limit});
-    }
-    if host.blkio_weight > 0 {
-        r["blockIO"] = json!({"weight": host.blkio_weight});
+        r["memory"]["swap"] = json!(memory.memory * 2);
     }
     let mut devices = vec![json!({"allow": host.privileged, "access": "rwm"})];
     for d in host.devices.iter().flatten() {
@@ -430,6 +415,61 @@ fn resources(host: &HostConfig) -> Value {
         }
     }
     r["devices"] = json!(devices);
+    r
+}
+
+/// The limits of `linux.resources` (memory, CPU, pids, block I/O), only those that are
+/// set: what a start writes, and what `kapsel-runtime update -r` gets for `docker update`
+/// (the container's whole set, as dockerd passes it; devices left alone).
+pub fn limits(h: &Resources) -> Value {
+    let mut r = json!({});
+    let mut memory = serde_json::Map::new();
+    if h.memory > 0 {
+        memory.insert("limit".into(), json!(h.memory));
+        if h.memory_swap != 0 {
+            memory.insert("swap".into(), json!(h.memory_swap));
+        }
+    }
+    if h.memory_reservation > 0 {
+        memory.insert("reservation".into(), json!(h.memory_reservation));
+    }
+    if !memory.is_empty() {
+        r["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if h.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(h.cpu_shares));
+    }
+    if h.nano_cpus > 0 {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(h.nano_cpus / 10_000));
+    } else if h.cpu_quota > 0 {
+        cpu.insert("quota".into(), json!(h.cpu_quota));
+        let period = if h.cpu_period > 0 {
+            h.cpu_period
+        } else {
+            100_000
+        };
+        cpu.insert("period".into(), json!(period));
+    } else if h.cpu_period > 0 {
+        cpu.insert("period".into(), json!(h.cpu_period));
+    }
+    if !h.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(h.cpuset_cpus));
+    }
+    if !h.cpuset_mems.is_empty() {
+        cpu.insert("mems".into(), json!(h.cpuset_mems));
+    }
+    if !cpu.is_empty() {
+        r["cpu"] = Value::Object(cpu);
+    }
+    if let Some(limit) = h.pids_limit {
+        // 0 and -1 both mean "no limit" in the API.
+        r["pids"] = json!({"limit": if limit > 0 { limit } else { -1 }});
+    }
+    if h.blkio_weight > 0 {
+        r["blockIO"] = json!({"weight": h.blkio_weight});
+    }
     r
 }
 

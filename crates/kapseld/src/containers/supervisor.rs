@@ -183,11 +183,6 @@ pub async fn wait_for_exit(pid: i32, start_time: u64) -> Result<(), ContainerErr
     Ok(())
 }
 
-/// Whether the shim recorded as `pid` with `start_time` still runs.
-pub fn is_alive(pid: i32, start_time: u64) -> bool {
-    pid > 0 && kapsel_runtime::state::process_start_time(pid) == Some(start_time)
-}
-
 /// How the process ended, as the shim recorded it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExitStatus {

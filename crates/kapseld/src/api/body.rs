@@ -1,0 +1,100 @@
+//! Bridges between HTTP bodies (async) and blocking work (the image store, a container's
+//! filesystem): bounded channels of chunks, so archives stream and are never whole in
+//! memory, with a `Read` and a `Write` for the blocking side.
+
+use std::io::{self, BufWriter, Read, Write};
+
+use axum::body::{Body, Bytes};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+/// One piece of a body, or the error that cuts it short.
+pub type Chunk = io::Result<Bytes>;
+
+/// Chunks in flight between the async and the blocking side.
+const CHANNEL_CHUNKS: usize = 16;
+
+pub fn channel() -> (mpsc::Sender<Chunk>, mpsc::Receiver<Chunk>) {
+    mpsc::channel(CHANNEL_CHUNKS)
+}
+
+/// A response body fed from a channel.
+pub fn from_channel(rx: mpsc::Receiver<Chunk>) -> Body {
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Streams a request body into the blocking side until it ends or is no longer read (a
+/// send fails once the reader stopped: it is done or has failed).
+pub async fn forward(body: Body, tx: mpsc::Sender<Chunk>) {
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(io::Error::other);
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+}
+
+/// Runs `write` (on the blocking side) into a response body; an error ends the body with
+/// it, so the client sees a cut stream, as from dockerd.
+pub fn write_into(
+    tx: mpsc::Sender<Chunk>,
+    what: &str,
+    write: impl FnOnce(&mut BufWriter<ChannelWriter>) -> io::Result<()>,
+) {
+    let mut out = BufWriter::with_capacity(64 << 10, ChannelWriter(tx.clone()));
+    if let Err(e) = write(&mut out).and_then(|()| out.flush()) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            tracing::warn!(error = %e, "writing {what}");
+        }
+        let _ = tx.blocking_send(Err(e));
+    }
+}
+
+/// The request body, read on the blocking side.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<Chunk>,
+    chunk: Bytes,
+}
+
+impl ChannelReader {
+    pub fn new(rx: mpsc::Receiver<Chunk>) -> Self {
+        ChannelReader {
+            rx,
+            chunk: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.chunk = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// The response body, written on the blocking side.
+pub struct ChannelWriter(mpsc::Sender<Chunk>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
