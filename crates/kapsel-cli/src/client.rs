@@ -5,19 +5,20 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
+use hyper::client::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 use tokio::net::UnixStream;
+use tokio_util::io::ReaderStream;
 
 /// The API version every request names: the one kapseld implements.
 pub const API_VERSION: &str = "1.47";
@@ -144,16 +145,27 @@ impl Client {
         })
     }
 
-    async fn connect(&self) -> Result<UnixStream> {
-        UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                host: self.host.clone(),
-                source,
-            })
+    /// A new connection, its HTTP/1 driver running in the background (upgrades allowed,
+    /// for [`Client::hijack`]).
+    async fn connect(&self) -> Result<http1::SendRequest<Body>> {
+        let socket =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    host: self.host.clone(),
+                    source,
+                })?;
+        let (sender, conn) = http1::handshake(TokioIo::new(socket)).await?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
     }
 
-    fn build(
+    /// Sends one request on a new connection (asking for an upgrade to a raw stream with
+    /// `upgrade`); a status of 400 or more becomes [`ClientError::Daemon`] with the
+    /// daemon's message.
+    async fn request(
         &self,
         method: Method,
         path: &str,
@@ -161,7 +173,7 @@ impl Client {
         body: Body,
         content_type: Option<&str>,
         upgrade: bool,
-    ) -> Result<Request<Body>> {
+    ) -> Result<Response<Incoming>> {
         let mut uri = format!("/v{API_VERSION}{path}");
         if !query.0.is_empty() {
             uri.push('?');
@@ -181,12 +193,14 @@ impl Client {
         if upgrade {
             req = req.header("Connection", "Upgrade").header("Upgrade", "tcp");
         }
-        req.body(body)
-            .map_err(|e| ClientError::Protocol(format!("building request for {path}: {e}")))
+        let req = req
+            .body(body)
+            .map_err(|e| ClientError::Protocol(format!("building request for {path}: {e}")))?;
+        let response = self.connect().await?.send_request(req).await?;
+        check(response).await
     }
 
-    /// Sends one request; a status of 400 or more becomes [`ClientError::Daemon`] with the
-    /// daemon's message.
+    /// Sends one request (see [`Client::request`]).
     pub async fn send(
         &self,
         method: Method,
@@ -195,14 +209,8 @@ impl Client {
         body: Body,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>> {
-        let req = self.build(method, path, query, body, content_type, false)?;
-        let io = TokioIo::new(self.connect().await?);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let response = sender.send_request(req).await?;
-        check(response).await
+        self.request(method, path, query, body, content_type, false)
+            .await
     }
 
     /// Sends a request that takes over the connection (attach, exec start): asks for an
@@ -216,17 +224,8 @@ impl Client {
         query: &Query,
         body: Option<&Value>,
     ) -> Result<crate::stream::Hijacked> {
-        let (body, ct) = match body {
-            Some(v) => (json_body(v), Some("application/json")),
-            None => (empty(), None),
-        };
-        let req = self.build(method, path, query, body, ct, true)?;
-        let io = TokioIo::new(self.connect().await?);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        let response = check(sender.send_request(req).await?).await?;
+        let (body, ct) = optional_json_body(body);
+        let response = self.request(method, path, query, body, ct, true).await?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Ok(crate::stream::Hijacked::from_body(response.into_body()));
         }
@@ -246,35 +245,33 @@ impl Client {
     /// POST with an optional JSON body; returns the JSON answer, or `Null` when the answer
     /// has no body (204, or 201 for tag).
     pub async fn post(&self, path: &str, query: &Query, body: Option<&Value>) -> Result<Value> {
-        let response = match body {
-            Some(v) => {
-                self.send(
-                    Method::POST,
-                    path,
-                    query,
-                    json_body(v),
-                    Some("application/json"),
-                )
-                .await?
-            }
-            None => self.send(Method::POST, path, query, empty(), None).await?,
-        };
-        let bytes = read_body(response).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        parse_json(&bytes)
+        let (body, ct) = optional_json_body(body);
+        json_or_null(self.send(Method::POST, path, query, body, ct).await?).await
     }
 
+    /// DELETE; the JSON answer, or `Null` when the answer has no body.
     pub async fn delete(&self, path: &str, query: &Query) -> Result<Value> {
-        let response = self
-            .send(Method::DELETE, path, query, empty(), None)
-            .await?;
-        let bytes = read_body(response).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        parse_json(&bytes)
+        json_or_null(
+            self.send(Method::DELETE, path, query, empty(), None)
+                .await?,
+        )
+        .await
+    }
+}
+
+/// The JSON of an answer, or `Null` for an empty one (204, or 201 for tag).
+async fn json_or_null(response: Response<Incoming>) -> Result<Value> {
+    let bytes = read_body(response).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    parse_json(&bytes)
+}
+
+fn optional_json_body(body: Option<&Value>) -> (Body, Option<&'static str>) {
+    match body {
+        Some(v) => (json_body(v), Some("application/json")),
+        None => (empty(), None),
     }
 }
 
@@ -336,60 +333,17 @@ pub fn bytes_body(data: impl Into<Bytes>) -> Body {
 
 /// A request body streamed from a reader (a tar file, stdin), calling `progress` with the
 /// number of bytes sent so far.
-pub fn reader_body<R>(reader: R, progress: impl FnMut(u64) + Send + Sync + 'static) -> Body
+pub fn reader_body<R>(reader: R, mut progress: impl FnMut(u64) + Send + Sync + 'static) -> Body
 where
-    R: AsyncRead + Send + Sync + Unpin + 'static,
+    R: AsyncRead + Send + Sync + 'static,
 {
-    ReaderBody {
-        reader,
-        buf: vec![0; 64 << 10],
-        sent: 0,
-        progress: Box::new(progress),
-        done: false,
-    }
-    .boxed()
-}
-
-struct ReaderBody<R> {
-    reader: R,
-    buf: Vec<u8>,
-    sent: u64,
-    progress: Box<dyn FnMut(u64) + Send + Sync>,
-    done: bool,
-}
-
-impl<R: AsyncRead + Unpin> hyper::body::Body for ReaderBody<R> {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        let mut buf = ReadBuf::new(&mut this.buf);
-        match Pin::new(&mut this.reader).poll_read(cx, &mut buf) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
-                this.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Ok(())) => {
-                let chunk = Bytes::copy_from_slice(buf.filled());
-                this.sent += chunk.len() as u64;
-                (this.progress)(this.sent);
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done
-    }
+    let mut sent = 0;
+    let frames = ReaderStream::with_capacity(reader, 64 << 10).map_ok(move |chunk| {
+        sent += chunk.len() as u64;
+        progress(sent);
+        Frame::data(chunk)
+    });
+    StreamBody::new(frames).boxed()
 }
 
 #[cfg(test)]

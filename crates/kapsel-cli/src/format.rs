@@ -19,6 +19,10 @@ pub enum FormatError {
 
 // ---------------------------------------------------------------------------------------
 // Sizes, durations, times
+//
+// Sizes and durations are go-units' exact wording ("10.2kB", "About a minute"), which
+// no Rust crate reproduces (humansize and bytesize print "10.24 KB" and the like), so
+// they are ported here. Calendar work is left to libc (local zones) and humantime.
 // ---------------------------------------------------------------------------------------
 
 const DECIMAL_UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
@@ -107,113 +111,115 @@ pub fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Days since 1970-01-01 → (year, month, day): Howard Hinnant's civil_from_days.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The UTC calendar date of a unix time.
-pub fn utc_date(unix: i64) -> (i64, u32, u32) {
-    civil_from_days(unix.div_euclid(86_400))
-}
-
-/// The local zone's offset (seconds east of UTC) and abbreviation at `unix`.
-fn local_zone(unix: i64) -> (i64, String) {
-    extern "C" {
-        fn tzset();
-    }
-    // SAFETY: tzset only reads TZ and updates libc's zone globals; localtime_r writes
-    // only into `tm`, which we own.
+/// `unix` broken down into calendar fields by libc: in the local zone (`TZ`, else
+/// /etc/localtime) with the zone's abbreviation, or in UTC.
+fn broken_down(unix: i64, local: bool) -> (libc::tm, String) {
+    let t = unix as libc::time_t;
+    // SAFETY: tzset only reads TZ and updates libc's zone globals; localtime_r and
+    // gmtime_r write only into `tm`, which we own; tm_zone, when set, points to a
+    // NUL-terminated string that libc keeps.
     unsafe {
-        tzset();
-        let t = unix as libc::time_t;
         let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return (0, "UTC".into());
+        if local {
+            extern "C" {
+                fn tzset();
+            }
+            tzset();
+            if !libc::localtime_r(&t, &mut tm).is_null() && !tm.tm_zone.is_null() {
+                let zone = std::ffi::CStr::from_ptr(tm.tm_zone).to_string_lossy();
+                return (tm, zone.into_owned());
+            }
         }
-        let zone = if tm.tm_zone.is_null() {
-            "UTC".to_string()
-        } else {
-            std::ffi::CStr::from_ptr(tm.tm_zone)
-                .to_string_lossy()
-                .into_owned()
-        };
-        (tm.tm_gmtoff, zone)
+        libc::gmtime_r(&t, &mut tm);
+        tm.tm_gmtoff = 0;
+        (tm, "UTC".into())
     }
+}
+
+/// "2024-02-29" and "12:30:15" of a broken-down time.
+fn date_and_time(tm: &libc::tm) -> (String, String) {
+    (
+        format!(
+            "{:04}-{:02}-{:02}",
+            i64::from(tm.tm_year) + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday
+        ),
+        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec),
+    )
+}
+
+/// A zone offset in seconds as Go prints it: `sep` between hours and minutes ("+0200",
+/// "+02:00").
+fn offset(seconds: i64, sep: &str) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let s = seconds.abs();
+    format!("{sign}{:02}{sep}{:02}", s / 3600, s / 60 % 60)
 }
 
 /// Go's `time.Unix(unix, 0).String()` in the local zone:
 /// "2024-02-29 12:30:15 +0000 UTC", as docker's `CreatedAt` fields.
 pub fn go_time_string(unix: i64) -> String {
-    let (offset, zone) = local_zone(unix);
-    let local = unix + offset;
-    let (y, mo, d) = civil_from_days(local.div_euclid(86_400));
-    let secs = local.rem_euclid(86_400);
-    let sign = if offset < 0 { '-' } else { '+' };
-    let off = offset.abs();
+    let (tm, zone) = broken_down(unix, true);
+    let (date, time) = date_and_time(&tm);
+    format!("{date} {time} {} {zone}", offset(tm.tm_gmtoff, ""))
+}
+
+/// Go's `time.Unix(unix, 0).Format(time.RFC3339)` in the local zone:
+/// "2024-02-29T12:30:15Z" in UTC, "2024-02-29T14:30:15+02:00" elsewhere.
+pub fn local_rfc3339(unix: i64) -> String {
+    let (tm, _) = broken_down(unix, true);
+    let (date, time) = date_and_time(&tm);
+    match tm.tm_gmtoff {
+        0 => format!("{date}T{time}Z"),
+        off => format!("{date}T{time}{}", offset(off, ":")),
+    }
+}
+
+/// Go's `time.ANSIC` layout of a unix time in UTC: "Fri May 30 12:07:14 2025".
+pub fn ansic_utc(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (tm, _) = broken_down(unix, false);
+    let (_, time) = date_and_time(&tm);
     format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} {sign}{:02}{:02} {zone}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        off / 3600,
-        off / 60 % 60
+        "{} {} {:>2} {time} {}",
+        DAYS[tm.tm_wday.rem_euclid(7) as usize],
+        MONTHS[tm.tm_mon.rem_euclid(12) as usize],
+        tm.tm_mday,
+        i64::from(tm.tm_year) + 1900
     )
 }
 
 /// RFC 3339 (`2024-02-29T12:30:15.123Z`, `…+02:00`) → unix seconds and nanoseconds.
 pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    let mut nanos = 0u32;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let padded = format!("{:0<9}", &frac[..digits.min(9)]);
-        nanos = padded.parse().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
+    // humantime reads UTC times only: a numeric offset is split off and applied here.
+    let (time, offset) = match s.strip_suffix(['Z', 'z']) {
+        Some(time) => (time, 0),
+        None => {
+            let at = s.len().checked_sub(6)?;
+            let (time, off) = (s.get(..at)?, s.get(at..)?);
+            let sign = match off.as_bytes()[0] {
                 b'+' => 1,
                 b'-' => -1,
                 _ => return None,
             };
-            let (oh, om) = rest[1..].split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+            let (h, m) = off[1..].split_once(':')?;
+            (
+                time,
+                sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60),
+            )
         }
     };
-    let days = days_from_civil(y, mo as u32, d as u32);
-    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset, nanos))
+    let t = humantime::parse_rfc3339_weak(time).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some((d.as_secs() as i64 - offset, d.subsec_nanos()))
 }
 
-/// Go's `time.ParseDuration` ("1m30s", "500ms", "1.5h") → nanoseconds.
+/// Go's `time.ParseDuration` ("1m30s", "500ms", "1.5h") → nanoseconds. Not humantime's
+/// parser: it has no fractions or signs, and takes units Go refuses ("1d", "2min").
 pub fn parse_go_duration(s: &str) -> Option<i64> {
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
@@ -257,7 +263,9 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
 // Tab alignment
 // ---------------------------------------------------------------------------------------
 
-/// Go's `text/tabwriter` with space padding and no flags, as docker uses it: cells end at
+/// Go's `text/tabwriter` with space padding and no flags, as docker uses it. (The
+/// `tabwriter` crate measures display width where Go counts characters, so its columns
+/// differ from docker's for wide characters.) cells end at
 /// tabs; a column is as wide as its widest cell plus `padding`, at least `minwidth`; the
 /// text after a line's last tab is not aligned; a column block ends at the first line
 /// that has no cell in that column.
@@ -954,12 +962,12 @@ mod tests {
             Some((1_709_209_815, 500_000_000))
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
         std::env::set_var("TZ", "UTC");
         assert_eq!(
             go_time_string(1_709_209_815),
             "2024-02-29 12:30:15 +0000 UTC"
         );
+        assert_eq!(local_rfc3339(1_709_164_800), "2024-02-29T00:00:00Z");
         assert_eq!(parse_go_duration("1m30s"), Some(90_000_000_000));
         assert_eq!(parse_go_duration("500ms"), Some(500_000_000));
         assert_eq!(parse_go_duration("1.5h"), Some(5_400_000_000_000));

@@ -73,30 +73,8 @@ pub struct ContainerOpts {
     /// Security Options
     #[arg(long = "security-opt", action = ArgAction::Append)]
     pub security_opt: Vec<String>,
-    /// Memory limit
-    #[arg(short = 'm', long)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
-    pub cpu_quota: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period")]
-    pub cpu_period: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", allow_negative_numbers = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: Resources,
     /// Ulimit options
     #[arg(long, action = ArgAction::Append)]
     pub ulimit: Vec<String>,
@@ -218,7 +196,7 @@ impl ContainerOpts {
         config.insert("Tty".into(), json!(self.tty));
         config.insert("OpenStdin".into(), json!(self.interactive));
         config.insert("StdinOnce".into(), json!(attached && self.interactive));
-        config.insert("Env".into(), json!(self.environment()?));
+        config.insert("Env".into(), json!(environment(&self.env_file, &self.env)?));
         insert_opt(&mut config, "WorkingDir", self.workdir.as_deref());
         insert_opt(&mut config, "User", self.user.as_deref());
         insert_opt(&mut config, "Hostname", self.hostname.as_deref());
@@ -314,7 +292,7 @@ impl ContainerOpts {
         if let Some(s) = &self.shm_size {
             host.insert("ShmSize".into(), json!(ram_in_bytes(s)?));
         }
-        self.resources().insert_into(&mut host)?;
+        self.resources.insert_into(&mut host)?;
         if let Some(r) = &self.restart {
             host.insert("RestartPolicy".into(), restart_policy(r)?);
         }
@@ -336,37 +314,6 @@ impl ContainerOpts {
             name: self.name.clone(),
             platform: self.platform.clone(),
         })
-    }
-
-    fn resources(&self) -> Resources {
-        Resources {
-            memory: self.memory.clone(),
-            memory_swap: self.memory_swap.clone(),
-            cpus: self.cpus.clone(),
-            cpu_shares: self.cpu_shares,
-            cpu_quota: self.cpu_quota,
-            cpu_period: self.cpu_period,
-            cpuset_cpus: self.cpuset_cpus.clone(),
-            pids_limit: self.pids_limit,
-        }
-    }
-
-    /// `--env-file` lines first, then `-e`, as docker merges them.
-    fn environment(&self) -> Result<Vec<String>> {
-        let mut env = Vec::new();
-        for file in &self.env_file {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| invalid(format!("open {}: {e}", file.display())))?;
-            for line in text.lines() {
-                let line = line.trim_start();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                env.push(env_entry(line));
-            }
-        }
-        env.extend(self.env.iter().map(|e| env_entry(e)));
-        Ok(env)
     }
 
     fn healthcheck(&self) -> Result<Option<Value>> {
@@ -417,15 +364,31 @@ impl ContainerOpts {
 }
 
 /// Resource flags shared by `run`/`create` and `update`.
-#[derive(Debug, Default, Clone)]
+#[derive(Args, Debug, Default, Clone)]
 pub struct Resources {
+    /// Memory limit
+    #[arg(short = 'm', long)]
     pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
     pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
     pub cpu_shares: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
     pub cpu_period: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
 }
 
@@ -469,6 +432,23 @@ fn insert_list(map: &mut Map<String, Value>, key: &str, values: &[String]) {
     if !values.is_empty() {
         map.insert(key.into(), json!(values));
     }
+}
+
+/// `--env-file` lines first, then `-e`, as docker merges them (`run`, `create`, `exec`).
+pub fn environment(files: &[PathBuf], env: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| invalid(format!("open {}: {e}", file.display())))?;
+        out.extend(
+            text.lines()
+                .map(str::trim_start)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(env_entry),
+        );
+    }
+    out.extend(env.iter().map(|e| env_entry(e)));
+    Ok(out)
 }
 
 /// `NAME=value` as given; a bare `NAME` takes the value from our environment, and is

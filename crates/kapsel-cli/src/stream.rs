@@ -2,17 +2,16 @@
 //! and JSON message streams (load, import).
 
 use std::io::{self, Write};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
-use hyper::body::Body as _;
+use futures_util::{StreamExt, TryStreamExt};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tokio_util::io::StreamReader;
 
 use crate::client::{ClientError, Result};
 
@@ -151,10 +150,7 @@ impl Hijacked {
     /// A plain streaming answer (no upgrade): output only.
     pub fn from_body(body: Incoming) -> Hijacked {
         Hijacked {
-            reader: Box::new(BodyReader {
-                body,
-                chunk: Bytes::new(),
-            }),
+            reader: Box::new(body_reader(body)),
             writer: None,
         }
     }
@@ -260,46 +256,8 @@ impl EscapeDetector {
 }
 
 /// A response body as an `AsyncRead` (logs, exports, archives).
-pub struct BodyReader {
-    body: Incoming,
-    chunk: Bytes,
-}
-
-impl BodyReader {
-    pub fn new(body: Incoming) -> Self {
-        BodyReader {
-            body,
-            chunk: Bytes::new(),
-        }
-    }
-}
-
-impl AsyncRead for BodyReader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            if !this.chunk.is_empty() {
-                let n = buf.remaining().min(this.chunk.len());
-                buf.put_slice(&this.chunk[..n]);
-                this.chunk.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            match Pin::new(&mut this.body).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(io::Error::other(e))),
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        this.chunk = data;
-                    }
-                }
-            }
-        }
-    }
+pub fn body_reader(body: Incoming) -> impl AsyncRead + Send + Unpin {
+    StreamReader::new(body.into_data_stream().map_err(io::Error::other))
 }
 
 /// One message of a JSON progress stream (`docker load`, `import`, `pull`).
@@ -360,23 +318,19 @@ impl JsonMessage {
 /// with that error (docker shows it without the "Error response from daemon" prefix,
 /// since the request itself succeeded).
 pub async fn print_json_messages(body: Incoming, out: &mut impl Write) -> Result<()> {
-    let mut reader = BodyReader::new(body);
+    let mut chunks = body.into_data_stream();
     let mut pending = Vec::new();
-    let mut buf = vec![0u8; 16 << 10];
-    loop {
-        let n = reader.read(&mut buf).await?;
-        pending.extend_from_slice(&buf[..n]);
+    while let Some(chunk) = chunks.next().await {
+        pending.extend_from_slice(&chunk?);
         let consumed = print_complete(&pending, out)?;
         pending.drain(..consumed);
-        if n == 0 {
-            if pending.iter().any(|b| !b.is_ascii_whitespace()) {
-                return Err(ClientError::Protocol(
-                    "the message stream ended inside a message".into(),
-                ));
-            }
-            return Ok(());
-        }
     }
+    if pending.iter().any(|b| !b.is_ascii_whitespace()) {
+        return Err(ClientError::Protocol(
+            "the message stream ended inside a message".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Prints every complete message in `data`; returns how many bytes they took.
@@ -444,6 +398,9 @@ mod tests {
     }
 
     fn tokio_test_reader(data: Vec<u8>, step: usize) -> impl AsyncRead + Unpin {
+        use std::pin::Pin;
+        use std::task::{Context, Poll};
+        use tokio::io::ReadBuf;
         struct Slow(Vec<u8>, usize, usize);
         impl AsyncRead for Slow {
             fn poll_read(

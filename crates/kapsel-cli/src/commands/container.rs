@@ -4,23 +4,28 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use clap::{ArgAction, Args};
 use hyper::Method;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use super::{failed, filters_json, short_id, write_stdout, CmdError, InspectArgs, Outcome};
+use super::{
+    each, failed, filters_json, list_format, prune_report, short_id, write_stdout, CmdError,
+    InspectArgs, Outcome,
+};
 use crate::client::{self, Client, ClientError, Query};
 use crate::format::{self, Template};
 use crate::opts::{ContainerOpts, Resources};
 use crate::stream::{self, EscapeDetector, Hijacked, StdinEnd};
 use crate::tty;
 
+/// `run`: `create`'s arguments and two of its own.
 #[derive(Args, Debug)]
-#[command(disable_help_flag = true)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub opts: ContainerOpts,
+    pub create: CreateArgs,
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -28,14 +33,9 @@ pub struct RunArgs {
     #[arg(long = "sig-proxy", default_value_t = true, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
-    pub image: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
 }
 
+/// `-h` is `--hostname` here, as in docker: help is `--help` only.
 #[derive(Args, Debug)]
 #[command(disable_help_flag = true)]
 pub struct CreateArgs {
@@ -286,30 +286,8 @@ pub struct RenameArgs {
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
-    /// Memory limit
-    #[arg(short = 'm', long)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
-    pub cpu_quota: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period")]
-    pub cpu_period: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", allow_negative_numbers = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: Resources,
     /// Restart policy to apply when a container exits
     #[arg(long)]
     pub restart: Option<String>,
@@ -387,41 +365,44 @@ fn run_failure(err: impl std::fmt::Display, command: &str) -> CmdError {
 /// for the exit before starting (so a quick exit is not missed), start, stream, and exit
 /// with the container's status.
 pub async fn run(client: &Client, args: RunArgs) -> Outcome {
-    let attached = !args.detach;
+    let RunArgs {
+        create:
+            CreateArgs {
+                opts,
+                image,
+                command,
+                ..
+            },
+        detach,
+        sig_proxy,
+    } = args;
+    let attached = !detach;
     if attached {
-        check_tty(args.opts.interactive, args.opts.tty)?;
+        check_tty(opts.interactive, opts.tty)?;
     }
-    let request = args
-        .opts
-        .create_request(&args.image, &args.command, attached)
+    let request = opts
+        .create_request(&image, &command, attached)
         .map_err(|e| run_failure(e, "run"))?;
-    let detach_keys = detach_detector(args.opts.detach_keys.as_deref())?;
-    let id = create_container(client, &request, &args.image, &args.opts.pull)
+    let session = Session::new(
+        opts.tty,
+        opts.interactive,
+        sig_proxy,
+        opts.detach_keys.as_deref(),
+    )?;
+    let id = create_container(client, &request, &image, &opts.pull)
         .await
         .map_err(|e| run_failure(e, "run"))?;
-    if args.detach {
+    if detach {
         start_container(client, &id)
             .await
             .map_err(|e| run_failure(e, "run"))?;
         write_stdout(format!("{id}\n").as_bytes())?;
         return Ok(0);
     }
-    let session = Session {
-        id: id.clone(),
-        tty: args.opts.tty,
-        stdin: args.opts.interactive,
-        sig_proxy: args.sig_proxy && !args.opts.tty,
-        detach_keys,
-        daemon_detach_keys: args.opts.detach_keys.clone(),
-    };
-    let condition = if args.opts.rm { "removed" } else { "next-exit" };
+    let condition = if opts.rm { "removed" } else { "next-exit" };
     session
-        .run_attached(client, condition, true)
+        .run_attached(client, &id, condition, Some(&|e| run_failure(e, "run")))
         .await
-        .map_err(|e| match e {
-            SessionError::Start(e) => run_failure(e, "run"),
-            SessionError::Other(e) => e,
-        })
 }
 
 /// docker's `CheckTty`: a TTY fed from our stdin needs stdin to be a terminal.
@@ -508,6 +489,13 @@ pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// An optional `REPOSITORY[:TAG]` → the `repo` and `tag` parameters (empty when absent),
+/// as `commit` and `import` send them.
+pub fn repo_and_tag(reference: Option<&str>) -> (&str, &str) {
+    let (repo, tag) = reference.map_or(("", None), split_tag);
+    (repo, tag.unwrap_or_default())
+}
+
 fn print_warnings(answer: &Value) {
     if let Some(warnings) = answer["Warnings"].as_array() {
         for w in warnings.iter().filter_map(Value::as_str) {
@@ -521,11 +509,6 @@ async fn start_container(client: &Client, id: &str) -> Result<(), ClientError> {
         .post(&format!("/containers/{id}/start"), &Query::new(), None)
         .await
         .map(drop)
-}
-
-fn detach_detector(keys: Option<&str>) -> Result<EscapeDetector, CmdError> {
-    EscapeDetector::parse(keys.unwrap_or(stream::DEFAULT_DETACH_KEYS))
-        .map_err(|e| CmdError::Failed(format!("invalid detach keys ({}): {e}", keys.unwrap_or(""))))
 }
 
 pub async fn create(client: &Client, args: CreateArgs) -> Outcome {
@@ -544,38 +527,30 @@ pub async fn start(client: &Client, args: StartArgs) -> Outcome {
                 "you cannot start and attach multiple containers at once",
             ));
         }
-        let name = &args.names[0];
-        let info: Value = client
-            .get_json(&format!("/containers/{name}/json"), &Query::new())
-            .await?;
-        let session = Session {
-            id: info["Id"].as_str().unwrap_or(name).to_string(),
-            tty: info["Config"]["Tty"].as_bool().unwrap_or(false),
-            stdin: args.interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false),
-            sig_proxy: !info["Config"]["Tty"].as_bool().unwrap_or(false),
-            detach_keys: detach_detector(args.detach_keys.as_deref())?,
-            daemon_detach_keys: args.detach_keys.clone(),
-        };
+        let (id, session, info) = Session::of_container(
+            client,
+            &args.names[0],
+            args.interactive,
+            true,
+            args.detach_keys.as_deref(),
+        )
+        .await?;
         let auto_remove = info["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false);
         let condition = if auto_remove { "removed" } else { "next-exit" };
         return session
-            .run_attached(client, condition, true)
-            .await
-            .map_err(|e| match e {
-                SessionError::Start(e) => CmdError::Failed(e.to_string()),
-                SessionError::Other(e) => e,
-            });
+            .run_attached(
+                client,
+                &id,
+                condition,
+                Some(&|e| CmdError::Failed(e.to_string())),
+            )
+            .await;
     }
-    let mut failed = Vec::new();
-    for name in &args.names {
-        match start_container(client, name).await {
-            Ok(()) => write_stdout(format!("{name}\n").as_bytes())?,
-            Err(e) => {
-                eprintln!("{e}");
-                failed.push(name.as_str());
-            }
-        }
-    }
+    let failed = super::for_each_name(&args.names, |name| async move {
+        start_container(client, name).await?;
+        Ok(format!("{name}\n"))
+    })
+    .await?;
     if failed.is_empty() {
         Ok(0)
     } else {
@@ -586,44 +561,73 @@ pub async fn start(client: &Client, args: StartArgs) -> Outcome {
     }
 }
 
-/// An attached container: which streams, and how the terminal is handled.
+/// How an attached container's streams and the terminal are handled.
 struct Session {
-    id: String,
     tty: bool,
     stdin: bool,
+    /// Forward our signals to the container (only without a TTY, where they would
+    /// otherwise be lost).
     sig_proxy: bool,
     detach_keys: EscapeDetector,
+    /// `--detach-keys` as given, for the daemon.
     daemon_detach_keys: Option<String>,
 }
 
-enum SessionError {
-    /// Starting the container failed (run maps it to 125/126/127).
-    Start(ClientError),
-    Other(CmdError),
-}
-
-impl<E: Into<CmdError>> From<E> for SessionError {
-    fn from(e: E) -> Self {
-        SessionError::Other(e.into())
-    }
-}
-
 impl Session {
-    /// Attach, register the wait, optionally start, stream until the output ends, and
-    /// return the exit status.
+    fn new(
+        tty: bool,
+        stdin: bool,
+        sig_proxy: bool,
+        detach_keys: Option<&str>,
+    ) -> Result<Session, CmdError> {
+        Ok(Session {
+            tty,
+            stdin,
+            sig_proxy: sig_proxy && !tty,
+            detach_keys: detach_detector(detach_keys)?,
+            daemon_detach_keys: detach_keys.map(str::to_string),
+        })
+    }
+
+    /// For an existing container (`start -a`, `attach`): its ID, the session its
+    /// configuration calls for (stdin only if it was created with it), and the inspect
+    /// answer.
+    async fn of_container(
+        client: &Client,
+        name: &str,
+        stdin: bool,
+        sig_proxy: bool,
+        detach_keys: Option<&str>,
+    ) -> Result<(String, Session, Value), CmdError> {
+        let info: Value = client
+            .get_json(&format!("/containers/{name}/json"), &Query::new())
+            .await?;
+        let config = &info["Config"];
+        let session = Session::new(
+            config["Tty"].as_bool().unwrap_or(false),
+            stdin && config["OpenStdin"].as_bool().unwrap_or(false),
+            sig_proxy,
+            detach_keys,
+        )?;
+        let id = info["Id"].as_str().unwrap_or(name).to_string();
+        Ok((id, session, info))
+    }
+
+    /// Attach, register the wait, start (when `start_failed` says how a failed start is
+    /// reported), stream until the output ends, and return the exit status.
     async fn run_attached(
         &self,
         client: &Client,
+        id: &str,
         condition: &str,
-        start: bool,
-    ) -> Result<i32, SessionError> {
+        start_failed: Option<&dyn Fn(ClientError) -> CmdError>,
+    ) -> Outcome {
         let query = Query::new()
             .set("stream", 1)
             .flag("stdin", self.stdin)
             .set("stdout", 1)
             .set("stderr", 1)
             .opt("detachKeys", self.daemon_detach_keys.as_deref());
-        let id = &self.id;
         let hijacked = client
             .hijack(
                 Method::POST,
@@ -633,14 +637,20 @@ impl Session {
             )
             .await?;
         let waiter = Waiter::register(client, id, condition).await;
-        let raw = self.raw_mode()?;
-        if start {
+        let raw = raw_mode(self.tty, self.stdin)?;
+        if let Some(start_failed) = start_failed {
             if let Err(e) = start_container(client, id).await {
                 drop(raw);
-                return Err(SessionError::Start(e));
+                return Err(start_failed(e));
             }
         }
-        let background = self.background_tasks(client, &format!("/containers/{id}/resize"));
+        let mut background: Vec<_> =
+            track_size(client, self.tty, format!("/containers/{id}/resize"))
+                .into_iter()
+                .collect();
+        if self.sig_proxy {
+            background.extend(proxy_signals(client, id));
+        }
         let ended = pump(
             hijacked,
             self.tty,
@@ -655,31 +665,33 @@ impl Session {
         if ended? == StdinEnd::Detached {
             return Ok(0);
         }
-        Ok(waiter.status().await?)
+        waiter.status().await
     }
+}
 
-    fn raw_mode(&self) -> Result<Option<tty::RawMode>, CmdError> {
-        if self.tty && self.stdin && tty::stdin_is_terminal() {
-            Ok(Some(tty::RawMode::enable().map_err(io::Error::from)?))
-        } else {
-            Ok(None)
-        }
-    }
+fn detach_detector(keys: Option<&str>) -> Result<EscapeDetector, CmdError> {
+    EscapeDetector::parse(keys.unwrap_or(stream::DEFAULT_DETACH_KEYS))
+        .map_err(|e| CmdError::Failed(format!("invalid detach keys ({}): {e}", keys.unwrap_or(""))))
+}
 
-    /// Terminal size tracking (with a TTY) and signal forwarding (without one).
-    fn background_tasks(&self, client: &Client, resize: &str) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = Vec::new();
-        if self.tty && tty::stdout_is_terminal() {
-            tasks.push(tokio::spawn(tty::track_size(
-                client.clone(),
-                resize.to_string(),
-            )));
-        }
-        if self.sig_proxy {
-            tasks.extend(proxy_signals(client, &self.id));
-        }
-        tasks
+/// Raw mode for a TTY fed from our terminal, until the guard is dropped.
+fn raw_mode(tty: bool, stdin: bool) -> Result<Option<tty::RawMode>, CmdError> {
+    if tty && stdin && tty::stdin_is_terminal() {
+        Ok(Some(tty::RawMode::enable().map_err(io::Error::from)?))
+    } else {
+        Ok(None)
     }
+}
+
+/// With a TTY on our terminal: a task that keeps the container's (or exec's) terminal
+/// size, resized through `resize_path`, in step with ours.
+fn track_size(
+    client: &Client,
+    tty: bool,
+    resize_path: String,
+) -> Option<tokio::task::JoinHandle<()>> {
+    (tty && tty::stdout_is_terminal())
+        .then(|| tokio::spawn(tty::track_size(client.clone(), resize_path)))
 }
 
 /// Streams a hijacked connection: output to our stdout/stderr (demultiplexed unless a
@@ -810,10 +822,14 @@ fn proxy_signals(client: &Client, id: &str) -> Vec<tokio::task::JoinHandle<()>> 
 // ---------------------------------------------------------------------------------------
 
 pub async fn attach(client: &Client, args: AttachArgs) -> Outcome {
-    let name = &args.name;
-    let info: Value = client
-        .get_json(&format!("/containers/{name}/json"), &Query::new())
-        .await?;
+    let (id, session, info) = Session::of_container(
+        client,
+        &args.name,
+        !args.no_stdin,
+        args.sig_proxy,
+        args.detach_keys.as_deref(),
+    )
+    .await?;
     let state = &info["State"];
     if !state["Running"].as_bool().unwrap_or(false) {
         return Err(failed(
@@ -830,22 +846,7 @@ pub async fn attach(client: &Client, args: AttachArgs) -> Outcome {
             "You cannot attach to a restarting container, wait until it is running",
         ));
     }
-    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let session = Session {
-        id: info["Id"].as_str().unwrap_or(name).to_string(),
-        tty,
-        stdin: !args.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false),
-        sig_proxy: args.sig_proxy && !tty,
-        detach_keys: detach_detector(args.detach_keys.as_deref())?,
-        daemon_detach_keys: args.detach_keys.clone(),
-    };
-    session
-        .run_attached(client, "not-running", false)
-        .await
-        .map_err(|e| match e {
-            SessionError::Start(e) => e.into(),
-            SessionError::Other(e) => e,
-        })
+    session.run_attached(client, &id, "not-running", None).await
 }
 
 /// `exec`: create the exec, start it on a hijacked connection, then read its exit code.
@@ -854,18 +855,7 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Outcome {
     if attach {
         check_tty(args.interactive, args.tty)?;
     }
-    let mut env = Vec::new();
-    for file in &args.env_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| CmdError::Failed(format!("open {}: {e}", file.display())))?;
-        env.extend(
-            text.lines()
-                .map(str::trim_start)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
-    }
-    env.extend(args.env.iter().cloned());
+    let env = crate::opts::environment(&args.env_file, &args.env)?;
     let mut body = json!({
         "User": args.user.clone().unwrap_or_default(),
         "Privileged": args.privileged,
@@ -918,17 +908,8 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Outcome {
             Some(&start),
         )
         .await?;
-    let raw = if args.tty && args.interactive && tty::stdin_is_terminal() {
-        Some(tty::RawMode::enable().map_err(io::Error::from)?)
-    } else {
-        None
-    };
-    let resize = (args.tty && tty::stdout_is_terminal()).then(|| {
-        tokio::spawn(tty::track_size(
-            client.clone(),
-            format!("/exec/{exec_id}/resize"),
-        ))
-    });
+    let raw = raw_mode(args.tty, args.interactive)?;
+    let resize = track_size(client, args.tty, format!("/exec/{exec_id}/resize"));
     let detach = detach_detector(args.detach_keys.as_deref())?;
     let ended = pump(hijacked, args.tty, args.interactive, Some(detach)).await;
     drop(raw);
@@ -948,28 +929,18 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Outcome {
 // Lifecycle of many containers at once
 // ---------------------------------------------------------------------------------------
 
-/// Runs `action` on every name; prints the name on success and the error on failure,
-/// going on with the others; fails (exit 1) if any failed, as docker does.
-async fn each<F, Fut>(names: &[String], mut action: F) -> Outcome
-where
-    F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), ClientError>>,
-{
-    let mut failed = false;
-    for name in names {
-        match action(name.clone()).await {
-            Ok(()) => write_stdout(format!("{name}\n").as_bytes())?,
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
+/// `POST /containers/{name}/{op}` for every name, printing each name done.
+async fn post_each(client: &Client, names: &[String], op: &str, query: Query) -> Outcome {
+    each(names, |name| {
+        let query = &query;
+        async move {
+            client
+                .post(&format!("/containers/{name}/{op}"), query, None)
+                .await?;
+            Ok(format!("{name}\n"))
         }
-    }
-    if failed {
-        Err(CmdError::silent(1))
-    } else {
-        Ok(0)
-    }
+    })
+    .await
 }
 
 /// `stop` and `restart`: `POST /containers/{id}/{op}?t=&signal=`.
@@ -977,41 +948,17 @@ pub async fn stop(client: &Client, args: StopArgs, op: &str) -> Outcome {
     let query = Query::new()
         .opt("t", args.time)
         .opt("signal", args.signal.as_deref());
-    each(&args.names, |name| {
-        let query = query.clone();
-        async move {
-            client
-                .post(&format!("/containers/{name}/{op}"), &query, None)
-                .await
-                .map(drop)
-        }
-    })
-    .await
+    post_each(client, &args.names, op, query).await
 }
 
 pub async fn kill(client: &Client, args: KillArgs) -> Outcome {
     let query = Query::new().opt("signal", args.signal.as_deref());
-    each(&args.names, |name| {
-        let query = query.clone();
-        async move {
-            client
-                .post(&format!("/containers/{name}/kill"), &query, None)
-                .await
-                .map(drop)
-        }
-    })
-    .await
+    post_each(client, &args.names, "kill", query).await
 }
 
 /// `pause` and `unpause`.
 pub async fn simple(client: &Client, args: NamesArgs, op: &str) -> Outcome {
-    each(&args.names, |name| async move {
-        client
-            .post(&format!("/containers/{name}/{op}"), &Query::new(), None)
-            .await
-            .map(drop)
-    })
-    .await
+    post_each(client, &args.names, op, Query::new()).await
 }
 
 pub async fn rm(client: &Client, args: RmArgs) -> Outcome {
@@ -1020,12 +967,10 @@ pub async fn rm(client: &Client, args: RmArgs) -> Outcome {
         .flag("v", args.volumes)
         .flag("link", args.link);
     each(&args.names, |name| {
-        let query = query.clone();
+        let query = &query;
         async move {
-            client
-                .delete(&format!("/containers/{name}"), &query)
-                .await
-                .map(drop)
+            client.delete(&format!("/containers/{name}"), query).await?;
+            Ok(format!("{name}\n"))
         }
     })
     .await
@@ -1033,24 +978,13 @@ pub async fn rm(client: &Client, args: RmArgs) -> Outcome {
 
 /// `wait`: prints each container's exit status.
 pub async fn wait(client: &Client, args: NamesArgs) -> Outcome {
-    let mut failed = false;
-    for name in &args.names {
+    each(&args.names, |name| async move {
         let answer = client
             .post(&format!("/containers/{name}/wait"), &Query::new(), None)
-            .await;
-        match answer.map_err(CmdError::from).and_then(|a| wait_status(&a)) {
-            Ok(code) => write_stdout(format!("{code}\n").as_bytes())?,
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        Err(CmdError::silent(1))
-    } else {
-        Ok(0)
-    }
+            .await?;
+        Ok(format!("{}\n", wait_status(&answer)?))
+    })
+    .await
 }
 
 pub async fn rename(client: &Client, args: RenameArgs) -> Outcome {
@@ -1070,17 +1004,7 @@ pub async fn rename(client: &Client, args: RenameArgs) -> Outcome {
 
 pub async fn update(client: &Client, args: UpdateArgs) -> Outcome {
     let mut body = serde_json::Map::new();
-    Resources {
-        memory: args.memory.clone(),
-        memory_swap: args.memory_swap.clone(),
-        cpus: args.cpus.clone(),
-        cpu_shares: args.cpu_shares,
-        cpu_quota: args.cpu_quota,
-        cpu_period: args.cpu_period,
-        cpuset_cpus: args.cpuset_cpus.clone(),
-        pids_limit: args.pids_limit,
-    }
-    .insert_into(&mut body)?;
+    args.resources.insert_into(&mut body)?;
     if let Some(r) = &args.restart {
         body.insert("RestartPolicy".into(), crate::opts::restart_policy(r)?);
     }
@@ -1091,17 +1015,17 @@ pub async fn update(client: &Client, args: UpdateArgs) -> Outcome {
     }
     let body = Value::Object(body);
     each(&args.names, |name| {
-        let body = body.clone();
+        let body = &body;
         async move {
             let answer = client
                 .post(
                     &format!("/containers/{name}/update"),
                     &Query::new(),
-                    Some(&body),
+                    Some(body),
                 )
                 .await?;
             print_warnings(&answer);
-            Ok(())
+            Ok(format!("{name}\n"))
         }
     })
     .await
@@ -1112,39 +1036,25 @@ pub async fn prune(client: &Client, args: PruneArgs) -> Outcome {
         return Ok(0);
     }
     let (deleted, space) = prune_containers(client, &args.filter).await?;
-    let mut out = String::new();
-    if !deleted.is_empty() {
-        out.push_str("Deleted Containers:\n");
-        for id in deleted {
-            out.push_str(&id);
-            out.push('\n');
-        }
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        format::human_size(space as f64)
-    ));
-    write_stdout(out.as_bytes())?;
+    write_stdout(prune_report(&[("Deleted Containers:", &deleted)], space).as_bytes())?;
     Ok(0)
 }
 
-/// `POST /containers/prune` → (deleted IDs, bytes reclaimed); `system prune` uses it too.
+/// `POST /containers/prune` → (the deleted IDs, one a line; bytes reclaimed); `system
+/// prune` uses it too.
 pub async fn prune_containers(
     client: &Client,
     filters: &[String],
-) -> Result<(Vec<String>, u64), CmdError> {
+) -> Result<(String, u64), CmdError> {
     let query = Query::new().opt("filters", filters_json(filters)?);
     let report = client.post("/containers/prune", &query, None).await?;
     let deleted = report["ContainersDeleted"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|id| format!("{id}\n"))
+        .collect();
     Ok((deleted, report["SpaceReclaimed"].as_u64().unwrap_or(0)))
 }
 
@@ -1173,13 +1083,13 @@ const PS_HEADERS: &[(&str, &str)] = &[
 ];
 
 pub async fn ps(client: &Client, args: PsArgs) -> Outcome {
-    let format = match (&args.format, args.quiet) {
-        (_, true) => "{{.ID}}".to_string(),
-        (Some(f), false) => f.clone(),
-        (None, false) if args.size => format!("{PS_TABLE}\t{{{{.Size}}}}"),
-        (None, false) => PS_TABLE.to_string(),
+    let default = if args.size {
+        format!("{PS_TABLE}\t{{{{.Size}}}}")
+    } else {
+        PS_TABLE.to_string()
     };
-    let template = Template::parse(&format, PS_TABLE)?;
+    let format = list_format(args.format.as_deref(), args.quiet, &default);
+    let template = Template::parse(format, PS_TABLE)?;
     let limit = if args.latest {
         Some(1)
     } else {
@@ -1488,7 +1398,7 @@ pub async fn logs(client: &Client, args: LogsArgs) -> Outcome {
     let response = client
         .get(&format!("/containers/{name}/logs"), &query)
         .await?;
-    let body = stream::BodyReader::new(response.into_body());
+    let body = stream::body_reader(response.into_body());
     let mut out = tokio::io::stdout();
     if info["Config"]["Tty"].as_bool().unwrap_or(false) {
         stream::copy_raw(body, &mut out).await?;
@@ -1623,11 +1533,7 @@ fn binding(b: &Value) -> String {
 // ---------------------------------------------------------------------------------------
 
 pub async fn export(client: &Client, args: ExportArgs) -> Outcome {
-    if args.output.is_none() && tty::stdout_is_terminal() {
-        return Err(failed(
-            "cowardly refusing to save to a terminal. Use the -o flag or redirect",
-        ));
-    }
+    super::image::refuse_terminal(args.output.as_deref())?;
     let response = client
         .get(&format!("/containers/{}/export", args.name), &Query::new())
         .await?;
@@ -1636,17 +1542,11 @@ pub async fn export(client: &Client, args: ExportArgs) -> Outcome {
 }
 
 pub async fn commit(client: &Client, args: CommitArgs) -> Outcome {
-    let (repo, tag) = match &args.reference {
-        Some(r) => {
-            let (name, tag) = split_tag(r);
-            (name.to_string(), tag.unwrap_or_default().to_string())
-        }
-        None => (String::new(), String::new()),
-    };
+    let (repo, tag) = repo_and_tag(args.reference.as_deref());
     let mut query = Query::new()
         .set("container", &args.container)
-        .non_empty("repo", &repo)
-        .non_empty("tag", &tag)
+        .non_empty("repo", repo)
+        .non_empty("tag", tag)
         .opt("comment", args.message.as_deref())
         .opt("author", args.author.as_deref())
         .set("pause", args.pause);
@@ -1838,39 +1738,11 @@ fn path_stat_is_dir(headers: &hyper::HeaderMap) -> bool {
     let Some(value) = headers.get("X-Docker-Container-Path-Stat") else {
         return false;
     };
-    let Some(decoded) = base64_decode(value.as_bytes()) else {
+    let Ok(decoded) = BASE64.decode(value.as_bytes()) else {
         return false;
     };
     let stat: Value = serde_json::from_slice(&decoded).unwrap_or(Value::Null);
     stat["mode"].as_u64().is_some_and(|m| m & (1 << 31) != 0)
-}
-
-fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let clean: Vec<u8> = input
-        .iter()
-        .copied()
-        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
-        .collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= value(c)? << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
 }
 
 /// A tar of `src` (file or directory tree) whose top entry is `name`.
@@ -1988,30 +1860,11 @@ mod tests {
 
     #[test]
     fn path_stat_headers_decode() {
-        assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
         let stat = r#"{"name":"etc","size":4096,"mode":2147484141}"#;
         let mut headers = hyper::HeaderMap::new();
-        let encoded = base64_encode(stat.as_bytes());
+        let encoded = BASE64.encode(stat.as_bytes());
         headers.insert("X-Docker-Container-Path-Stat", encoded.parse().unwrap());
         assert!(path_stat_is_dir(&headers));
-    }
-
-    fn base64_encode(data: &[u8]) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in data.chunks(3) {
-            let mut b = [0u8; 3];
-            b[..chunk.len()].copy_from_slice(chunk);
-            let n = u32::from_be_bytes([0, b[0], b[1], b[2]]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
     }
 
     #[test]

@@ -9,10 +9,14 @@ use hyper::body::Incoming;
 use hyper::Method;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::AsyncRead;
+use tokio_util::io::InspectReader;
 
-use super::container::{ellipsis, familiar, split_tag};
-use super::{failed, filters_json, short_id, write_stdout, CmdError, InspectArgs, Outcome};
+use super::container::{ellipsis, familiar, repo_and_tag, split_tag};
+use super::{
+    each, failed, filters_json, list_format, prune_report, short_id, write_stdout, CmdError,
+    InspectArgs, Outcome,
+};
 use crate::client::{self, Client, Query};
 use crate::format::{self, Template};
 use crate::stream;
@@ -179,11 +183,7 @@ pub async fn images(client: &Client, args: ImagesArgs) -> Outcome {
     } else {
         IMAGES_TABLE
     };
-    let format = match (&args.format, args.quiet) {
-        (_, true) => "{{.ID}}",
-        (Some(f), false) => f.as_str(),
-        (None, false) => default,
-    };
+    let format = list_format(args.format.as_deref(), args.quiet, default);
     let template = Template::parse(format, default)?;
     let mut filters = args.filter.clone();
     if let Some(r) = &args.reference {
@@ -320,21 +320,14 @@ pub async fn rmi(client: &Client, args: RmiArgs) -> Outcome {
     let query = Query::new()
         .flag("force", args.force)
         .flag("noprune", args.no_prune);
-    let mut failed_any = false;
-    for name in &args.names {
-        match client.delete(&format!("/images/{name}"), &query).await {
-            Ok(events) => write_stdout(removal_lines(&events, "Untagged", "Deleted").as_bytes())?,
-            Err(e) => {
-                eprintln!("{e}");
-                failed_any = true;
-            }
+    each(&args.names, |name| {
+        let query = &query;
+        async move {
+            let events = client.delete(&format!("/images/{name}"), query).await?;
+            Ok(removal_lines(&events, "Untagged", "Deleted"))
         }
-    }
-    if failed_any {
-        Err(CmdError::silent(1))
-    } else {
-        Ok(0)
-    }
+    })
+    .await
 }
 
 /// `[{"Untagged": x}, {"Deleted": y}]` → "Untagged: x\nDeleted: y\n" (prune words them
@@ -373,17 +366,7 @@ pub async fn prune(client: &Client, args: PruneArgs) -> Outcome {
         return Ok(0);
     }
     let (lines, space) = prune_images(client, args.all, &args.filter).await?;
-    let mut out = String::new();
-    if !lines.is_empty() {
-        out.push_str("Deleted Images:\n");
-        out.push_str(&lines);
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        format::human_size(space as f64)
-    ));
-    write_stdout(out.as_bytes())?;
+    write_stdout(prune_report(&[("Deleted Images:", &lines)], space).as_bytes())?;
     Ok(0)
 }
 
@@ -456,18 +439,28 @@ pub async fn load(client: &Client, args: LoadArgs) -> Outcome {
         return Err(failed("requested load from stdin, but stdin is empty"));
     }
     let quiet = args.quiet || !tty::stdout_is_terminal();
-    let (body, bar) = upload_source(args.input.as_deref(), "Loading").await?;
+    let upload = upload_source(args.input.as_deref(), "Loading").await?;
+    // Even with -q the daemon reports what it loaded, and docker prints that.
+    post_upload(
+        client,
+        "/images/load",
+        &Query::new().flag("quiet", quiet),
+        upload,
+    )
+    .await
+}
+
+/// Sends an archive (load, import) and prints the daemon's answer.
+async fn post_upload(
+    client: &Client,
+    path: &str,
+    query: &Query,
+    (body, bar): (client::Body, ProgressBar),
+) -> Outcome {
     let response = client
-        .send(
-            Method::POST,
-            "/images/load",
-            &Query::new().flag("quiet", quiet),
-            body,
-            Some("application/x-tar"),
-        )
+        .send(Method::POST, path, query, body, Some("application/x-tar"))
         .await;
     bar.finish_and_clear();
-    // Even with -q the daemon reports what it loaded, and docker prints that.
     print_answer(response?).await?;
     Ok(0)
 }
@@ -487,12 +480,18 @@ async fn print_answer(response: hyper::Response<Incoming>) -> Result<(), CmdErro
     Ok(())
 }
 
-pub async fn save(client: &Client, args: SaveArgs) -> Outcome {
-    if args.output.is_none() && tty::stdout_is_terminal() {
+/// An archive is not for a terminal: without `-o`, stdout must be redirected.
+pub fn refuse_terminal(output: Option<&Path>) -> Result<(), CmdError> {
+    if output.is_none() && tty::stdout_is_terminal() {
         return Err(failed(
             "cowardly refusing to save to a terminal. Use the -o flag or redirect",
         ));
     }
+    Ok(())
+}
+
+pub async fn save(client: &Client, args: SaveArgs) -> Outcome {
+    refuse_terminal(args.output.as_deref())?;
     let mut query = Query::new();
     for name in &args.names {
         query = query.set("names", name);
@@ -511,14 +510,20 @@ pub async fn write_download(
     label: &str,
 ) -> Result<(), CmdError> {
     let bar = progress(label, None);
-    let mut reader = stream::BodyReader::new(body);
+    let counted = bar.clone();
+    let mut reader = InspectReader::new(stream::body_reader(body), move |chunk| {
+        counted.inc(chunk.len() as u64)
+    });
+    // tokio's copy flushes the writer at the end.
     let result = match output {
-        None => copy_counting(&mut reader, &mut tokio::io::stdout(), &bar).await,
+        None => tokio::io::copy(&mut reader, &mut tokio::io::stdout())
+            .await
+            .map(drop),
         Some(path) => {
             let tmp = temp_beside(path);
             let written = async {
                 let mut file = tokio::fs::File::create(&tmp).await?;
-                copy_counting(&mut reader, &mut file, &bar).await?;
+                tokio::io::copy(&mut reader, &mut file).await?;
                 file.sync_all().await?;
                 tokio::fs::rename(&tmp, path).await
             }
@@ -544,61 +549,26 @@ fn temp_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.kapsel-tmp-{}", std::process::id()))
 }
 
-async fn copy_counting<R, W>(reader: &mut R, writer: &mut W, bar: &ProgressBar) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            return writer.flush().await;
-        }
-        writer.write_all(&buf[..n]).await?;
-        bar.inc(n as u64);
-    }
-}
-
 pub async fn import(client: &Client, args: ImportArgs) -> Outcome {
-    let (repo, tag) = match &args.reference {
-        Some(r) => {
-            let (name, tag) = split_tag(r);
-            (name.to_string(), tag.unwrap_or("").to_string())
-        }
-        None => (String::new(), String::new()),
-    };
+    let (repo, tag) = repo_and_tag(args.reference.as_deref());
     let is_url = args.source.starts_with("http://") || args.source.starts_with("https://");
     let from_src = if is_url { args.source.as_str() } else { "-" };
     let mut query = Query::new()
         .set("fromSrc", from_src)
-        .non_empty("repo", &repo)
-        .non_empty("tag", &tag)
+        .non_empty("repo", repo)
+        .non_empty("tag", tag)
         .opt("message", args.message.as_deref())
         .opt("platform", args.platform.as_deref());
     for change in &args.change {
         query = query.set("changes", change);
     }
-    let (body, bar) = if is_url {
+    let upload = if is_url {
         (client::empty(), ProgressBar::hidden())
-    } else if args.source == "-" {
-        upload_source(None, "Importing").await?
     } else {
-        upload_source(Some(Path::new(&args.source)), "Importing").await?
+        let file = (args.source != "-").then(|| Path::new(&args.source));
+        upload_source(file, "Importing").await?
     };
-    let response = client
-        .send(
-            Method::POST,
-            "/images/create",
-            &query,
-            body,
-            Some("application/x-tar"),
-        )
-        .await;
-    bar.finish_and_clear();
-    print_answer(response?).await?;
-    Ok(0)
+    post_upload(client, "/images/create", &query, upload).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -618,11 +588,7 @@ const HISTORY_HEADERS: &[(&str, &str)] = &[
 ];
 
 pub async fn history(client: &Client, args: HistoryArgs) -> Outcome {
-    let format = match (&args.format, args.quiet) {
-        (_, true) => "{{.ID}}",
-        (Some(f), false) => f.as_str(),
-        (None, false) => HISTORY_TABLE,
-    };
+    let format = list_format(args.format.as_deref(), args.quiet, HISTORY_TABLE);
     let template = Template::parse(format, HISTORY_TABLE)?;
     let layers: Vec<Value> = client
         .get_json(&format!("/images/{}/history", args.image), &Query::new())
@@ -643,17 +609,7 @@ fn history_row(layer: &Value, human: bool, trunc: bool) -> gtmpl::Value {
         .as_str()
         .unwrap_or_default()
         .replace('\t', " ");
-    let rfc3339 = {
-        let saved = format::go_time_string(created);
-        // "2024-02-29 12:30:15 +0000 UTC" → "2024-02-29T12:30:15Z" style (RFC 3339).
-        let mut parts = saved.split(' ');
-        let (date, time, offset) = (parts.next(), parts.next(), parts.next());
-        match (date, time, offset) {
-            (Some(d), Some(t), Some("+0000")) => format!("{d}T{t}Z"),
-            (Some(d), Some(t), Some(o)) => format!("{d}T{t}{}:{}", &o[..3], &o[3..]),
-            _ => saved,
-        }
-    };
+    let rfc3339 = format::local_rfc3339(created);
     format::context(&[
         (
             "ID",

@@ -76,66 +76,20 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create and run a new container from an image
-    Run(container::RunArgs),
-    /// Execute a command in a running container
-    Exec(container::ExecArgs),
+    #[command(flatten)]
+    Containers(ContainerOp),
     /// List containers
     Ps(container::PsArgs),
-    /// Create a new container
-    Create(container::CreateArgs),
-    /// Start one or more stopped containers
-    Start(container::StartArgs),
-    /// Stop one or more running containers
-    Stop(container::StopArgs),
-    /// Restart one or more containers
-    Restart(container::StopArgs),
-    /// Kill one or more running containers
-    Kill(container::KillArgs),
-    /// Pause all processes within one or more containers
-    Pause(container::NamesArgs),
-    /// Unpause all processes within one or more containers
-    Unpause(container::NamesArgs),
     /// Remove one or more containers
     Rm(container::RmArgs),
-    /// Fetch the logs of a container
-    Logs(container::LogsArgs),
-    /// Attach local standard input, output, and error streams to a running container
-    Attach(container::AttachArgs),
     /// Return low-level information on kapsel objects (containers, images)
     Inspect(InspectArgs),
-    /// Display the running processes of a container
-    Top(container::TopArgs),
-    /// Block until one or more containers stop, then print their exit codes
-    Wait(container::NamesArgs),
-    /// Copy files/folders between a container and the local filesystem
-    Cp(container::CpArgs),
-    /// Inspect changes to files or directories on a container's filesystem
-    Diff(container::OneArg),
-    /// Export a container's filesystem as a tar archive
-    Export(container::ExportArgs),
-    /// Rename a container
-    Rename(container::RenameArgs),
-    /// Update configuration of one or more containers
-    Update(container::UpdateArgs),
-    /// List port mappings or a specific mapping for the container
-    Port(container::PortArgs),
-    /// Create a new image from a container's changes
-    Commit(container::CommitArgs),
     /// List images
     Images(image::ImagesArgs),
     /// Remove one or more images
     Rmi(image::RmiArgs),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(image::TagArgs),
-    /// Load an image from a tar archive or STDIN
-    Load(image::LoadArgs),
-    /// Save one or more images to a tar archive (streamed to STDOUT by default)
-    Save(image::SaveArgs),
-    /// Show the history of an image
-    History(image::HistoryArgs),
-    /// Import the contents from a tarball to create a filesystem image
-    Import(image::ImportArgs),
+    #[command(flatten)]
+    ImageOps(ImageOp),
     /// Show the kapsel version information
     Version(system::VersionArgs),
     /// Display system-wide information
@@ -151,17 +105,15 @@ pub enum Command {
     System(SystemCmd),
 }
 
+/// The container commands that are the same at the top level and under `container`.
 #[derive(Subcommand, Debug)]
-pub enum ContainerCmd {
+pub enum ContainerOp {
     /// Create and run a new container from an image
     Run(container::RunArgs),
     /// Create a new container
     Create(container::CreateArgs),
     /// Execute a command in a running container
     Exec(container::ExecArgs),
-    /// List containers
-    #[command(visible_aliases = ["ps", "list"])]
-    Ls(container::PsArgs),
     /// Start one or more stopped containers
     Start(container::StartArgs),
     /// Stop one or more running containers
@@ -174,15 +126,10 @@ pub enum ContainerCmd {
     Pause(container::NamesArgs),
     /// Unpause all processes within one or more containers
     Unpause(container::NamesArgs),
-    /// Remove one or more containers
-    #[command(visible_alias = "remove")]
-    Rm(container::RmArgs),
     /// Fetch the logs of a container
     Logs(container::LogsArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(container::AttachArgs),
-    /// Display detailed information on one or more containers
-    Inspect(container::ContainerInspectArgs),
     /// Display the running processes of a container
     Top(container::TopArgs),
     /// Block until one or more containers stop, then print their exit codes
@@ -201,8 +148,39 @@ pub enum ContainerCmd {
     Port(container::PortArgs),
     /// Create a new image from a container's changes
     Commit(container::CommitArgs),
+}
+
+// Parsed once per process: the size of the flattened variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+pub enum ContainerCmd {
+    #[command(flatten)]
+    Op(ContainerOp),
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(container::PsArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(container::RmArgs),
+    /// Display detailed information on one or more containers
+    Inspect(container::ContainerInspectArgs),
     /// Remove all stopped containers
     Prune(container::PruneArgs),
+}
+
+/// The image commands that are the same at the top level and under `image`.
+#[derive(Subcommand, Debug)]
+pub enum ImageOp {
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(image::TagArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(image::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(image::SaveArgs),
+    /// Show the history of an image
+    History(image::HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(image::ImportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -213,18 +191,10 @@ pub enum ImageCmd {
     /// Remove one or more images
     #[command(visible_aliases = ["remove", "rmi"])]
     Rm(image::RmiArgs),
-    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-    Tag(image::TagArgs),
-    /// Load an image from a tar archive or STDIN
-    Load(image::LoadArgs),
-    /// Save one or more images to a tar archive (streamed to STDOUT by default)
-    Save(image::SaveArgs),
+    #[command(flatten)]
+    Op(ImageOp),
     /// Display detailed information on one or more images
     Inspect(image::ImageInspectArgs),
-    /// Show the history of an image
-    History(image::HistoryArgs),
-    /// Import the contents from a tarball to create a filesystem image
-    Import(image::ImportArgs),
     /// Remove unused images
     Prune(image::PruneArgs),
 }
@@ -259,20 +229,51 @@ pub struct InspectArgs {
 pub async fn dispatch(client: &Client, command: Command) -> Outcome {
     use Command as C;
     match command {
-        C::Run(a) => container::run(client, a).await,
-        C::Exec(a) => container::exec(client, a).await,
+        C::Containers(op) => container_op(client, op).await,
         C::Ps(a) => container::ps(client, a).await,
+        C::Rm(a) => container::rm(client, a).await,
+        C::Inspect(a) => inspect(client, a).await,
+        C::Images(a) => image::images(client, a).await,
+        C::Rmi(a) => image::rmi(client, a).await,
+        C::ImageOps(op) => image_op(client, op).await,
+        C::Version(a) => system::version(client, a).await,
+        C::Info(a) => system::info(client, a).await,
+        C::Container(sub) => match sub {
+            ContainerCmd::Op(op) => container_op(client, op).await,
+            ContainerCmd::Ls(a) => container::ps(client, a).await,
+            ContainerCmd::Rm(a) => container::rm(client, a).await,
+            ContainerCmd::Inspect(a) => inspect(client, a.into_generic("container")).await,
+            ContainerCmd::Prune(a) => container::prune(client, a).await,
+        },
+        C::Image(sub) => match sub {
+            ImageCmd::Ls(a) => image::images(client, a).await,
+            ImageCmd::Rm(a) => image::rmi(client, a).await,
+            ImageCmd::Op(op) => image_op(client, op).await,
+            ImageCmd::Inspect(a) => inspect(client, a.into_generic()).await,
+            ImageCmd::Prune(a) => image::prune(client, a).await,
+        },
+        C::System(sub) => match sub {
+            SystemCmd::Df(a) => system::df(client, a).await,
+            SystemCmd::Prune(a) => system::prune(client, a).await,
+            SystemCmd::Info(a) => system::info(client, a).await,
+        },
+    }
+}
+
+async fn container_op(client: &Client, op: ContainerOp) -> Outcome {
+    use ContainerOp as C;
+    match op {
+        C::Run(a) => container::run(client, a).await,
         C::Create(a) => container::create(client, a).await,
+        C::Exec(a) => container::exec(client, a).await,
         C::Start(a) => container::start(client, a).await,
         C::Stop(a) => container::stop(client, a, "stop").await,
         C::Restart(a) => container::stop(client, a, "restart").await,
         C::Kill(a) => container::kill(client, a).await,
         C::Pause(a) => container::simple(client, a, "pause").await,
         C::Unpause(a) => container::simple(client, a, "unpause").await,
-        C::Rm(a) => container::rm(client, a).await,
         C::Logs(a) => container::logs(client, a).await,
         C::Attach(a) => container::attach(client, a).await,
-        C::Inspect(a) => inspect(client, a).await,
         C::Top(a) => container::top(client, a).await,
         C::Wait(a) => container::wait(client, a).await,
         C::Cp(a) => container::cp(client, a).await,
@@ -282,70 +283,18 @@ pub async fn dispatch(client: &Client, command: Command) -> Outcome {
         C::Update(a) => container::update(client, a).await,
         C::Port(a) => container::port(client, a).await,
         C::Commit(a) => container::commit(client, a).await,
-        C::Images(a) => image::images(client, a).await,
-        C::Rmi(a) => image::rmi(client, a).await,
-        C::Tag(a) => image::tag(client, a).await,
-        C::Load(a) => image::load(client, a).await,
-        C::Save(a) => image::save(client, a).await,
-        C::History(a) => image::history(client, a).await,
-        C::Import(a) => image::import(client, a).await,
-        C::Version(a) => system::version(client, a).await,
-        C::Info(a) => system::info(client, a).await,
-        C::Container(sub) => dispatch_container(client, sub).await,
-        C::Image(sub) => dispatch_image(client, sub).await,
-        C::System(sub) => match sub {
-            SystemCmd::Df(a) => system::df(client, a).await,
-            SystemCmd::Prune(a) => system::prune(client, a).await,
-            SystemCmd::Info(a) => system::info(client, a).await,
-        },
     }
 }
 
-async fn dispatch_container(client: &Client, sub: ContainerCmd) -> Outcome {
-    use ContainerCmd as C;
-    let top = match sub {
-        C::Run(a) => Command::Run(a),
-        C::Create(a) => Command::Create(a),
-        C::Exec(a) => Command::Exec(a),
-        C::Ls(a) => Command::Ps(a),
-        C::Start(a) => Command::Start(a),
-        C::Stop(a) => Command::Stop(a),
-        C::Restart(a) => Command::Restart(a),
-        C::Kill(a) => Command::Kill(a),
-        C::Pause(a) => Command::Pause(a),
-        C::Unpause(a) => Command::Unpause(a),
-        C::Rm(a) => Command::Rm(a),
-        C::Logs(a) => Command::Logs(a),
-        C::Attach(a) => Command::Attach(a),
-        C::Inspect(a) => Command::Inspect(a.into_generic("container")),
-        C::Top(a) => Command::Top(a),
-        C::Wait(a) => Command::Wait(a),
-        C::Cp(a) => Command::Cp(a),
-        C::Diff(a) => Command::Diff(a),
-        C::Export(a) => Command::Export(a),
-        C::Rename(a) => Command::Rename(a),
-        C::Update(a) => Command::Update(a),
-        C::Port(a) => Command::Port(a),
-        C::Commit(a) => Command::Commit(a),
-        C::Prune(a) => return container::prune(client, a).await,
-    };
-    Box::pin(dispatch(client, top)).await
-}
-
-async fn dispatch_image(client: &Client, sub: ImageCmd) -> Outcome {
-    use ImageCmd as I;
-    let top = match sub {
-        I::Ls(a) => Command::Images(a),
-        I::Rm(a) => Command::Rmi(a),
-        I::Tag(a) => Command::Tag(a),
-        I::Load(a) => Command::Load(a),
-        I::Save(a) => Command::Save(a),
-        I::Inspect(a) => Command::Inspect(a.into_generic()),
-        I::History(a) => Command::History(a),
-        I::Import(a) => Command::Import(a),
-        I::Prune(a) => return image::prune(client, a).await,
-    };
-    Box::pin(dispatch(client, top)).await
+async fn image_op(client: &Client, op: ImageOp) -> Outcome {
+    use ImageOp as I;
+    match op {
+        I::Tag(a) => image::tag(client, a).await,
+        I::Load(a) => image::load(client, a).await,
+        I::Save(a) => image::save(client, a).await,
+        I::History(a) => image::history(client, a).await,
+        I::Import(a) => image::import(client, a).await,
+    }
 }
 
 /// `inspect`: every name is looked up as a container, then as an image (or only as
@@ -430,6 +379,66 @@ async fn inspect_one(
     }
 }
 
+/// Runs `action` on every name and prints what it returns; on a failure prints the
+/// error and goes on with the others, as docker does. Returns the names that failed.
+pub async fn for_each_name<'a, F, Fut>(
+    names: &'a [String],
+    mut action: F,
+) -> io::Result<Vec<&'a str>>
+where
+    F: FnMut(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<String, CmdError>>,
+{
+    let mut failed = Vec::new();
+    for name in names {
+        match action(name).await {
+            Ok(out) => write_stdout(out.as_bytes())?,
+            Err(e) => {
+                eprintln!("{e}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// [`for_each_name`], exiting with 1 when any failed (its error is already printed).
+pub async fn each<'a, F, Fut>(names: &'a [String], action: F) -> Outcome
+where
+    F: FnMut(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<String, CmdError>>,
+{
+    if for_each_name(names, action).await?.is_empty() {
+        Ok(0)
+    } else {
+        Err(CmdError::silent(1))
+    }
+}
+
+/// The `--format` of a list command: IDs only with `-q`, else the user's, else the
+/// default table.
+pub fn list_format<'a>(format: Option<&'a str>, quiet: bool, default: &'a str) -> &'a str {
+    match (format, quiet) {
+        (_, true) => "{{.ID}}",
+        (Some(f), false) => f,
+        (None, false) => default,
+    }
+}
+
+/// What the prune commands print: each section that has lines ("Deleted Containers:"
+/// and the IDs), then the space reclaimed.
+pub fn prune_report(sections: &[(&str, &str)], space: u64) -> String {
+    let mut out = String::new();
+    for (title, lines) in sections.iter().filter(|(_, lines)| !lines.is_empty()) {
+        out.push_str(&format!("{title}\n{lines}\n"));
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        crate::format::human_size(space as f64)
+    ));
+    out
+}
+
 /// A failure the CLI reports in its own words.
 pub fn failed(message: &str) -> CmdError {
     CmdError::Failed(message.to_string())
@@ -506,9 +515,10 @@ mod tests {
             "kapsel", "run", "--rm", "-it", "-e", "A=1", "busybox", "ls", "-l", "-e", "x",
         ])
         .unwrap();
-        let Some(Command::Run(run)) = cli.command else {
+        let Some(Command::Containers(ContainerOp::Run(run))) = cli.command else {
             panic!("not run")
         };
+        let run = run.create;
         assert!(run.opts.rm && run.opts.interactive && run.opts.tty);
         assert_eq!(run.opts.env, vec!["A=1"]);
         assert_eq!(run.image, "busybox");

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use clap::{ArgAction, Args};
 use serde_json::{json, Value};
 
-use super::{container, image, write_stdout, CmdError, Outcome};
+use super::{container, image, prune_report, write_stdout, CmdError, Outcome};
 use crate::client::{Client, Query, API_VERSION};
 use crate::format::{self, Template};
 
@@ -136,42 +136,32 @@ fn server_version_text(s: &Value) -> String {
         .filter(|c| c.iter().any(|c| c["Name"] == "Engine"))
         .map(Vec::as_slice)
         .unwrap_or(&engine_fallback);
-    let str_of = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
     for comp in components {
-        let name = str_of(&comp["Name"]);
+        let name = go(&comp["Name"]);
         let d = &comp["Details"];
         let _ = writeln!(text, " {name}:");
         if name == "Engine" {
-            let _ = writeln!(text, "  Version:\t{}", str_of(&comp["Version"]));
+            let _ = writeln!(text, "  Version:\t{}", go(&comp["Version"]));
             let _ = writeln!(
                 text,
                 "  API version:\t{} (minimum version {})",
-                str_of(&d["ApiVersion"]),
-                str_of(&d["MinAPIVersion"])
+                go(&d["ApiVersion"]),
+                go(&d["MinAPIVersion"])
             );
-            let _ = writeln!(text, "  Go version:\t{}", str_of(&d["GoVersion"]));
-            let _ = writeln!(text, "  Git commit:\t{}", str_of(&d["GitCommit"]));
-            let _ = writeln!(text, "  Built:\t{}", ansic_date(&str_of(&d["BuildTime"])));
-            let _ = writeln!(
-                text,
-                "  OS/Arch:\t{}/{}",
-                str_of(&d["Os"]),
-                str_of(&d["Arch"])
-            );
-            let _ = writeln!(text, "  Experimental:\t{}", str_of(&d["Experimental"]));
+            let _ = writeln!(text, "  Go version:\t{}", go(&d["GoVersion"]));
+            let _ = writeln!(text, "  Git commit:\t{}", go(&d["GitCommit"]));
+            let _ = writeln!(text, "  Built:\t{}", ansic_date(&go(&d["BuildTime"])));
+            let _ = writeln!(text, "  OS/Arch:\t{}/{}", go(&d["Os"]), go(&d["Arch"]));
+            let _ = writeln!(text, "  Experimental:\t{}", go(&d["Experimental"]));
         } else {
-            let _ = writeln!(text, "  Version:\t{}", str_of(&comp["Version"]));
+            let _ = writeln!(text, "  Version:\t{}", go(&comp["Version"]));
             let mut keys: Vec<&String> = d
                 .as_object()
                 .map(|m| m.keys().collect())
                 .unwrap_or_default();
             keys.sort();
             for k in keys {
-                let _ = writeln!(text, "  {k}:\t{}", str_of(&d[k.as_str()]));
+                let _ = writeln!(text, "  {k}:\t{}", go(&d[k.as_str()]));
             }
         }
     }
@@ -180,24 +170,10 @@ fn server_version_text(s: &Value) -> String {
 
 /// docker shows an RFC 3339 build time in Go's ANSIC layout ("Fri May 30 12:07:14 2025").
 fn ansic_date(value: &str) -> String {
-    let Some((unix, _)) = format::parse_rfc3339(value) else {
-        return value.to_string();
-    };
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = format::utc_date(unix);
-    format!(
-        "{} {} {d:>2} {:02}:{:02}:{:02} {y}",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[m as usize - 1],
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    match format::parse_rfc3339(value) {
+        Some((unix, _)) => format::ansic_utc(unix),
+        None => value.to_string(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -672,28 +648,16 @@ pub async fn prune(client: &Client, args: PruneArgs) -> Outcome {
     if !args.force && !super::confirm(&warning)? {
         return Ok(0);
     }
-    let mut out = String::new();
     let (containers, c_space) = container::prune_containers(client, &args.filter).await?;
-    if !containers.is_empty() {
-        out.push_str("Deleted Containers:\n");
-        for id in containers {
-            out.push_str(&id);
-            out.push('\n');
-        }
-        out.push('\n');
-    }
-    let (image_lines, i_space) = image::prune_images(client, args.all, &args.filter).await?;
-    if !image_lines.is_empty() {
-        out.push_str("Deleted Images:\n");
-        out.push_str(&image_lines);
-        out.push('\n');
-    }
-    let _ = writeln!(
-        out,
-        "Total reclaimed space: {}",
-        format::human_size((c_space + i_space) as f64)
+    let (images, i_space) = image::prune_images(client, args.all, &args.filter).await?;
+    let report = prune_report(
+        &[
+            ("Deleted Containers:", &containers),
+            ("Deleted Images:", &images),
+        ],
+        c_space + i_space,
     );
-    write_stdout(out.as_bytes())?;
+    write_stdout(report.as_bytes())?;
     Ok(0)
 }
 
