@@ -227,7 +227,10 @@ mod tests {
     #[test]
     fn dates_convert() {
         let day = std::time::Duration::from_secs(86_400);
-        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(std::time::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000000000Z"
+        );
         assert!(rfc3339(std::time::UNIX_EPOCH + day * 20_779).starts_with("2026-11-22T"));
     }
 
