@@ -4,32 +4,8 @@
 # medians of RUNS (default 30). The anchors (dockerd 20.10, podman with runc) and their
 # busybox image come from ../shared/bench/00-setup-anchors.sh, which this script runs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}; WARMUP=${WARMUP:-3}
-ANCHORS=${ANCHORS:-$(cd .. && pwd)/shared/bench}
-cargo build --release --locked -p kapseld -p kapsel-shim -p kapsel-runtime -p kapsel-cli >&2
-"$ANCHORS/00-setup-anchors.sh" >&2
-. "$ANCHORS/lib.sh"
-OUT=$(mktemp -d /tmp/kapsel-run-bench-XXXXXX)
-BIN=$OUT/bin; mkdir -p "$BIN"
-cp target/release/{kapseld,kapsel-shim,kapsel} "$BIN/"
-# As installed: an immutable runtime binary (see scripts/install-runtime.sh).
-./scripts/install-runtime.sh target/release/kapsel-runtime "$BIN/kapsel-runtime"
-SOCK=$OUT/api.sock
-"$BIN/kapseld" --data-root "$OUT/data" --exec-root "$OUT/run" -H "unix://$SOCK" 2>"$OUT/kapseld.log" &
-KPID=$!
-cleanup() {
-  kill "$KPID" 2>/dev/null; wait "$KPID" 2>/dev/null || true
-  chattr -i "$BIN/kapsel-runtime" 2>/dev/null || true
-  umount -R "$OUT"/data/snapshots/containers/*/rootfs 2>/dev/null || true
-  rm -rf "$OUT"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
-./scripts/make-busybox-image.sh "$OUT/busybox.tar" bench/busybox:latest
-KAPSEL="$BIN/kapsel -H unix://$SOCK"
-$KAPSEL load -q -i "$OUT/busybox.tar" >/dev/null
-$KAPSEL run --rm --network none bench/busybox true   # unpacks the layer once
+. "$(dirname "$0")/kapseld-env.sh"
 hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$OUT/run.json" \
   -n "kapsel" "$KAPSEL run --rm --network none bench/busybox true" \
   -n "docker CLI → kapseld" "/usr/local/bin/docker -H unix://$SOCK run --rm --network none bench/busybox true" \
