@@ -1,0 +1,19 @@
+//! Errors of the networking layer, each naming the object it concerns.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network namespace {path}: {source}")]
+    Netns {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("netlink: {what}: {source}")]
+    Netlink {
+        what: String,
+        source: rtnetlink::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
