@@ -14,6 +14,12 @@ pub enum NetworkError {
         what: String,
         source: rtnetlink::Error,
     },
+    #[error("no network interface named {name}")]
+    NoSuchLink { name: String },
+    #[error("sysctl {key}: {source}")]
+    Sysctl { key: String, source: std::io::Error },
+    #[error("nftables table inet {table}: {message} (is the nftables package installed?)")]
+    Firewall { table: String, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -10,5 +10,9 @@
 //! - [`dns`]: the embedded resolver serving container names on user-defined networks.
 
 pub mod error;
+pub mod firewall;
+pub mod ipam;
+pub mod link;
+pub mod netns;
 
 pub use error::NetworkError;

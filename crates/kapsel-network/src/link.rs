@@ -1,0 +1,259 @@
+//! Links over rtnetlink: a network's bridge, and the veth pair that puts a container on it.
+//!
+//! The calls are blocking: each opens a netlink socket in the namespace it works on (a
+//! socket stays in the namespace it was created in) and drives rtnetlink's futures on a
+//! private current-thread runtime. The engine calls them from blocking threads.
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use futures::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::netns::Netns;
+use crate::NetworkError;
+
+/// A container's interface on one network.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    /// The host's end of the veth pair (≤ 15 bytes, unique on the host).
+    pub host_name: String,
+    /// The name inside the container (`eth0`, `eth1`, …).
+    pub name: String,
+    pub bridge: String,
+    pub address: Ipv4Net,
+    /// The default route goes through it (the first network with a gateway).
+    pub default_gateway: Option<Ipv4Addr>,
+    pub mtu: u32,
+}
+
+impl Interface {
+    /// Docker's MAC scheme: 02:42 followed by the IPv4 address, so it is stable and unique
+    /// within a network.
+    pub fn mac(&self) -> [u8; 6] {
+        let [a, b, c, d] = self.address.addr().octets();
+        [0x02, 0x42, a, b, c, d]
+    }
+}
+
+/// A netlink connection in the namespace of the thread that opened it.
+pub struct Netlink {
+    runtime: tokio::runtime::Runtime,
+    handle: Handle,
+}
+
+fn netlink_error(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetworkError {
+    let what = what.into();
+    move |source| NetworkError::Netlink { what, source }
+}
+
+impl Netlink {
+    pub fn connect() -> Result<Self, NetworkError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let handle = runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection()?;
+            tokio::spawn(connection);
+            Ok::<_, std::io::Error>(handle)
+        })?;
+        Ok(Netlink { runtime, handle })
+    }
+
+    fn run<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// The index of the link called `name`, if there is one.
+    pub fn index_of(&self, name: &str) -> Result<Option<u32>, NetworkError> {
+        let found = self.run(async {
+            self.handle
+                .link()
+                .get()
+                .match_name(name.to_string())
+                .execute()
+                .try_next()
+                .await
+        });
+        match found {
+            Ok(link) => Ok(link.map(|l| l.header.index)),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(netlink_error(format!("looking up link {name}"))(e)),
+        }
+    }
+
+    fn require_index(&self, name: &str) -> Result<u32, NetworkError> {
+        self.index_of(name)?
+            .ok_or_else(|| NetworkError::NoSuchLink {
+                name: name.to_string(),
+            })
+    }
+
+    fn set(
+        &self,
+        what: String,
+        message: rtnetlink::packet_route::link::LinkMessage,
+    ) -> Result<(), NetworkError> {
+        self.run(self.handle.link().set(message).execute())
+            .map_err(netlink_error(what))
+    }
+
+    fn add_address(&self, link: &str, index: u32, address: Ipv4Net) -> Result<(), NetworkError> {
+        self.run(
+            self.handle
+                .address()
+                .add(index, address.addr().into(), address.prefix_len())
+                .replace()
+                .execute(),
+        )
+        .map_err(netlink_error(format!("adding {address} to {link}")))
+    }
+
+    /// Creates the bridge `name` with `gateway` as its address, or brings an existing one
+    /// back to that state; up, with local addresses routable to it (published ports on
+    /// 127.0.0.1).
+    pub fn ensure_bridge(
+        &self,
+        name: &str,
+        gateway: Ipv4Net,
+        mtu: u32,
+    ) -> Result<(), NetworkError> {
+        if self.index_of(name)?.is_none() {
+            let bridge = LinkBridge::new(name).mtu(mtu).build();
+            self.run(self.handle.link().add(bridge).execute())
+                .map_err(netlink_error(format!("creating bridge {name}")))?;
+        }
+        let index = self.require_index(name)?;
+        self.add_address(name, index, gateway)?;
+        self.set(
+            format!("bringing up bridge {name}"),
+            LinkUnspec::new_with_index(index).up().build(),
+        )?;
+        write_sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")?;
+        write_sysctl("net/ipv4/ip_forward", "1")
+    }
+
+    /// Deletes the link `name`; absent is fine. Deleting one end of a veth pair deletes
+    /// both.
+    pub fn delete(&self, name: &str) -> Result<(), NetworkError> {
+        let Some(index) = self.index_of(name)? else {
+            return Ok(());
+        };
+        match self.run(self.handle.link().del(index).execute()) {
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+            other => other.map_err(netlink_error(format!("deleting link {name}"))),
+        }
+    }
+
+    /// The destinations of the host's IPv4 routes (all tables), for choosing subnets that
+    /// do not collide with them.
+    pub fn ipv4_routes(&self) -> Result<Vec<Ipv4Net>, NetworkError> {
+        let routes: Vec<_> = self
+            .run(
+                self.handle
+                    .route()
+                    .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+                    .execute()
+                    .try_collect(),
+            )
+            .map_err(netlink_error("listing routes"))?;
+        Ok(routes
+            .iter()
+            .filter_map(|route| {
+                route.attributes.iter().find_map(|attr| match attr {
+                    RouteAttribute::Destination(RouteAddress::Inet(addr)) => {
+                        Ipv4Net::new(*addr, route.header.destination_prefix_length).ok()
+                    }
+                    _ => None,
+                })
+            })
+            .filter(|net| net.prefix_len() > 0)
+            .collect())
+    }
+
+    /// The host half of [`attach`]: the veth pair, its host end on the bridge, the other
+    /// end moved into the container's namespace under a temporary name.
+    fn create_veth(
+        &self,
+        netns: &Netns,
+        iface: &Interface,
+        peer: &str,
+    ) -> Result<(), NetworkError> {
+        // A pair left by a crash between creation and the move is replaced.
+        self.delete(&iface.host_name)?;
+        let veth = LinkVeth::new(&iface.host_name, peer).mtu(iface.mtu).build();
+        self.run(self.handle.link().add(veth).execute())
+            .map_err(netlink_error(format!("creating veth {}", iface.host_name)))?;
+        let bridge = self.require_index(&iface.bridge)?;
+        let host_end = self.require_index(&iface.host_name)?;
+        self.set(
+            format!("attaching {} to {}", iface.host_name, iface.bridge),
+            LinkUnspec::new_with_index(host_end)
+                .controller(bridge)
+                .up()
+                .build(),
+        )?;
+        let peer_index = self.require_index(peer)?;
+        self.set(
+            format!("moving {peer} into {}", netns.path.display()),
+            LinkUnspec::new_with_index(peer_index)
+                .setns_by_fd(netns.file.as_raw_fd())
+                .build(),
+        )
+    }
+
+    /// The namespace half of [`attach`]: name, MAC, address, up, routes; loopback up.
+    fn configure_inside(&self, iface: &Interface, peer: &str) -> Result<(), NetworkError> {
+        let lo = self.require_index("lo")?;
+        self.set(
+            "bringing up lo".into(),
+            LinkUnspec::new_with_index(lo).up().build(),
+        )?;
+        let index = self.require_index(peer)?;
+        self.set(
+            format!("naming {}", iface.name),
+            LinkUnspec::new_with_index(index)
+                .name(iface.name.clone())
+                .address(iface.mac().to_vec())
+                .build(),
+        )?;
+        self.add_address(&iface.name, index, iface.address)?;
+        self.set(
+            format!("bringing up {}", iface.name),
+            LinkUnspec::new_with_index(index).up().build(),
+        )?;
+        if let Some(gateway) = iface.default_gateway {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gateway)
+                .output_interface(index)
+                .build();
+            self.run(self.handle.route().add(route).execute())
+                .map_err(netlink_error(format!("default route via {gateway}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Puts the container whose namespace is `netns` on `iface.bridge`.
+pub fn attach(netns: &Netns, iface: &Interface) -> Result<(), NetworkError> {
+    // Unique per host end, which is unique on the host.
+    let peer = format!("kp{}", &iface.host_name[2..]);
+    Netlink::connect()?.create_veth(netns, iface, &peer)?;
+    netns.run(|| Netlink::connect()?.configure_inside(iface, &peer))?
+}
+
+/// Takes a container off a network (its veth pair goes).
+pub fn detach(host_name: &str) -> Result<(), NetworkError> {
+    Netlink::connect()?.delete(host_name)
+}
+
+fn write_sysctl(key: &str, value: &str) -> Result<(), NetworkError> {
+    let path = format!("/proc/sys/{key}");
+    std::fs::write(&path, value).map_err(|source| NetworkError::Sysctl {
+        key: key.into(),
+        source,
+    })
+}
