@@ -13,6 +13,7 @@ PKGS=(
   python3-docker                  # docker-py drives kapseld in the engine tests
   hyperfine                       # benchmarks
   iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
+  dnsutils                        # dig queries the embedded DNS server in kapsel-network tests
 )
 missing=()
 for p in "${PKGS[@]}"; do

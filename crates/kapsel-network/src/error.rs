@@ -14,6 +14,13 @@ pub enum NetworkError {
         what: String,
         source: rtnetlink::Error,
     },
+    #[error(
+        "embedded DNS: cannot listen on {addr}: {source} (is another DNS server, such as dnsmasq, bound to it?)"
+    )]
+    DnsBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
