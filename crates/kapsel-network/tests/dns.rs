@@ -185,6 +185,29 @@ async fn shared_alias_resolves_to_every_member_in_rotating_order() {
 }
 
 #[tokio::test]
+async fn answer_too_large_for_udp_is_truncated_and_whole_over_tcp() {
+    let table = NameTable::new();
+    let members: Vec<IpAddr> = (1..=60)
+        .map(|host| Ipv4Addr::new(10, 89, 1, host).into())
+        .collect();
+    for addr in &members {
+        table.insert(
+            &format!("member-{addr}"),
+            &["workers".to_string()],
+            &[*addr],
+        );
+    }
+    let server = start(table, vec![]).await;
+    let query = question("workers", RecordType::A);
+    let over_udp = ask_udp(server, &query).await;
+    assert!(over_udp.truncation, "60 A records exceed 512 bytes");
+    assert!(over_udp.answers.is_empty());
+    let mut over_tcp = addresses(&ask_tcp(server, &query).await);
+    over_tcp.sort();
+    assert_eq!(over_tcp, members);
+}
+
+#[tokio::test]
 async fn known_name_without_records_of_the_type_is_noerror_and_empty() {
     let server = start(members(), vec![]).await;
     for record_type in [RecordType::MX, RecordType::AAAA] {

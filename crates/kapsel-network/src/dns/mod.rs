@@ -33,6 +33,7 @@ const MAX_IN_FLIGHT: usize = 256;
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct DnsServer {
+    addr: SocketAddr,
     udp: Arc<UdpSocket>,
     tcp: TcpListener,
     resolver: Arc<Resolver>,
@@ -59,6 +60,7 @@ impl DnsServer {
         let bound = udp.local_addr().map_err(bind_error)?;
         let tcp = TcpListener::bind(bound).await.map_err(bind_error)?;
         Ok(Self {
+            addr: bound,
             udp: Arc::new(udp),
             tcp,
             resolver: Arc::new(Resolver { table, upstreams }),
@@ -66,9 +68,7 @@ impl DnsServer {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.tcp
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.addr
     }
 
     /// Serves until the future is dropped (kapseld aborts the task when the network goes
