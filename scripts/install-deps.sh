@@ -14,6 +14,7 @@ PKGS=(
   nftables                        # kapseld's firewall: the nftables crate drives nft -j
   hyperfine                       # benchmarks
   iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
+  dnsutils                        # dig queries the embedded DNS server in kapsel-network tests
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -20,6 +20,13 @@ pub enum NetworkError {
     Sysctl { key: String, source: std::io::Error },
     #[error("nftables table inet {table}: {message} (is the nftables package installed?)")]
     Firewall { table: String, message: String },
+    #[error(
+        "embedded DNS: cannot listen on {addr}: {source} (is another DNS server, such as dnsmasq, bound to it?)"
+    )]
+    DnsBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
