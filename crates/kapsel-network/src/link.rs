@@ -136,6 +136,14 @@ impl Netlink {
         write_sysctl("net/ipv4/ip_forward", "1")
     }
 
+    pub fn set_up(&self, name: &str) -> Result<(), NetworkError> {
+        let index = self.require_index(name)?;
+        self.set(
+            format!("bringing up {name}"),
+            LinkUnspec::new_with_index(index).up().build(),
+        )
+    }
+
     /// Deletes the link `name`; absent is fine. Deleting one end of a veth pair deletes
     /// both.
     pub fn delete(&self, name: &str) -> Result<(), NetworkError> {
@@ -207,11 +215,7 @@ impl Netlink {
 
     /// The namespace half of [`attach`]: name, MAC, address, up, routes; loopback up.
     fn configure_inside(&self, iface: &Interface, peer: &str) -> Result<(), NetworkError> {
-        let lo = self.require_index("lo")?;
-        self.set(
-            "bringing up lo".into(),
-            LinkUnspec::new_with_index(lo).up().build(),
-        )?;
+        self.set_up("lo")?;
         let index = self.require_index(peer)?;
         self.set(
             format!("naming {}", iface.name),

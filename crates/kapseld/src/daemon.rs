@@ -107,8 +107,17 @@ pub fn engine_config(
 /// `kapsel` for the default data root, else `kapsel-<hash of the data root>`: two
 /// daemons with different data roots never share a cgroup.
 fn default_cgroup_parent(data_root: &Path) -> String {
+    match instance_hash(data_root) {
+        None => "kapsel".into(),
+        Some(hash) => format!("kapsel-{hash:08x}"),
+    }
+}
+
+/// A short stable hash of a data root other than the default one, which names this
+/// instance's host-wide objects (cgroup parent, nftables table, default bridge).
+fn instance_hash(data_root: &Path) -> Option<u32> {
     if data_root == Path::new(DEFAULT_DATA_ROOT) {
-        return "kapsel".into();
+        return None;
     }
     // FNV-1a: a short stable name, not a security property.
     let hash = data_root
@@ -118,7 +127,24 @@ fn default_cgroup_parent(data_root: &Path) -> String {
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
         });
-    format!("kapsel-{:08x}", hash as u32)
+    Some(hash as u32)
+}
+
+/// The names of this instance's network objects: `kapsel` / `kapsel0` for the default
+/// data root, `kapsel-<hash>` / `ks<hash>` otherwise (interface names are ≤ 15 bytes).
+pub fn network_instance(data_root: &Path) -> crate::networks::Instance {
+    match instance_hash(data_root) {
+        None => crate::networks::Instance {
+            table: "kapsel".into(),
+            default_bridge: "kapsel0".into(),
+            log_group: 0x6b70,
+        },
+        Some(hash) => crate::networks::Instance {
+            table: format!("kapsel-{hash:08x}"),
+            default_bridge: format!("ks{hash:08x}"),
+            log_group: (hash >> 16) as u16 | 1,
+        },
+    }
 }
 
 /// A kapsel program installed next to kapseld, else found on PATH.

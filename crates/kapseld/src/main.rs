@@ -9,6 +9,7 @@ use kapsel_image::store::ImageStore;
 use kapseld::api::{self, AppState};
 use kapseld::containers::Engine;
 use kapseld::daemon::{self, DaemonConfig};
+use kapseld::networks::Networks;
 
 #[derive(Parser)]
 #[command(
@@ -78,8 +79,25 @@ async fn serve(flags: Flags) -> Result<()> {
     });
     let engine_config = daemon::engine_config(&config, flags.cgroup_parent, &flags.log_opts)?;
     let cgroup_parent = engine_config.cgroup_parent.clone();
-    let engine = Engine::open(engine_config, images.clone())
-        .with_context(|| format!("opening the containers in {}", config.data_root.display()))?;
+    let networks = Arc::new(
+        Networks::open(
+            &config.data_root,
+            &config.exec_root,
+            daemon::network_instance(&config.data_root),
+        )
+        .with_context(|| format!("opening the networks in {}", config.data_root.display()))?,
+    );
+    // Blocking: the networks of running containers are restored over netlink.
+    let engine = {
+        let (images, networks, data_root) =
+            (images.clone(), networks.clone(), config.data_root.clone());
+        tokio::task::spawn_blocking(move || {
+            Engine::open(engine_config, images, networks)
+                .with_context(|| format!("opening the containers in {}", data_root.display()))
+        })
+        .await
+        .context("engine task")??
+    };
     let state = AppState {
         config: Arc::new(config.clone()),
         images,
@@ -108,7 +126,11 @@ async fn serve(flags: Flags) -> Result<()> {
     if let Some(pidfile) = &config.pidfile {
         let _ = std::fs::remove_file(pidfile);
     }
-    // Containers outlive the daemon; their parent cgroup goes only when none is left.
+    // Containers outlive the daemon; their bridges, firewall table and parent cgroup go
+    // only when none is left.
+    tokio::task::spawn_blocking(move || networks.shutdown())
+        .await
+        .context("network task")?;
     daemon::remove_empty_cgroup(&cgroup_parent);
     Ok(())
 }

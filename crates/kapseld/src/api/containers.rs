@@ -35,6 +35,12 @@ impl From<ContainerError> for ApiError {
                 let Image(image) = err else { unreachable!() };
                 return ApiError::from(image);
             }
+            Network(_) => {
+                let Network(network) = err else {
+                    unreachable!()
+                };
+                return ApiError::from(network);
+            }
             Db(_) | DbOpen { .. } | Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, err.to_string())

@@ -6,6 +6,7 @@ mod containers;
 mod events;
 mod filters;
 mod images;
+mod networks;
 mod stats;
 mod stream;
 mod system;
@@ -78,6 +79,15 @@ pub fn service(state: AppState) -> Router {
         .route("/containers/{id}/update", post(update::update))
         .route("/containers/prune", post(update::prune))
         .route("/containers/{id}", delete(containers::remove))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/exec/{id}/start", post(containers::exec_start))
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))

@@ -86,23 +86,47 @@ fn mounts(record: &Record) -> Value {
     json!(mounts)
 }
 
-/// The network mode, with Docker's name for the default.
-fn network_mode(record: &Record) -> &str {
-    match record.host_config.network_mode.as_str() {
-        "" | "default" => "bridge",
-        m => m,
+/// `NetworkSettings`: one entry per network (addresses while running), the published
+/// ports, and the top-level fields the default bridge fills, as Docker shows them.
+fn network_settings(record: &Record) -> Value {
+    let mut networks = serde_json::Map::new();
+    for (name, e) in &record.networks {
+        networks.insert(name.clone(), endpoint_settings(record, e));
     }
+    if record.networks.is_empty() {
+        let empty = crate::networks::record::Endpoint::default();
+        networks.insert(
+            record.network_mode().to_string(),
+            endpoint_settings(record, &empty),
+        );
+    }
+    let default = record.networks.get("bridge");
+    let field = |f: &str| default.map_or(json!(""), |_| networks["bridge"][f].clone());
+    json!({
+        "Bridge": "", "HairpinMode": false,
+        "SandboxID": if record.state.status.is_live() { record.id.clone() } else { String::new() },
+        "SandboxKey": "",
+        "Ports": crate::networks::ports::settings(&record.ports, record.config.extra.get("ExposedPorts")),
+        "Gateway": field("Gateway"), "IPAddress": field("IPAddress"),
+        "IPPrefixLen": default.map_or(json!(0), |_| networks["bridge"]["IPPrefixLen"].clone()),
+        "MacAddress": field("MacAddress"), "EndpointID": field("EndpointID"),
+        "Networks": networks,
+    })
 }
 
-fn network_settings(record: &Record) -> Value {
-    let mode = network_mode(record);
+fn endpoint_settings(record: &Record, e: &crate::networks::record::Endpoint) -> Value {
+    let mut dns_names: Vec<String> = vec![record.name.clone(), record.short_id().to_string()];
+    dns_names.extend(e.aliases.iter().cloned());
     json!({
-        "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
-        "Ports": {}, "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
-        "Networks": { mode: {
-            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-            "IPPrefixLen": 0, "MacAddress": "", "Aliases": null,
-        }},
+        "IPAMConfig": e.requested_ip.map(|ip| json!({"IPv4Address": ip.to_string()})),
+        "Links": null, "Aliases": if e.aliases.is_empty() { json!(null) } else { json!(e.aliases) },
+        "MacAddress": e.mac(), "DriverOpts": null,
+        "NetworkID": e.network_id, "EndpointID": e.endpoint_id,
+        "Gateway": e.gateway.map_or(String::new(), |g| g.to_string()),
+        "IPAddress": e.ip.map_or(String::new(), |ip| ip.addr().to_string()),
+        "IPPrefixLen": e.ip.map_or(0, |ip| ip.prefix_len()),
+        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "DNSNames": if e.ip.is_some() { json!(dns_names) } else { json!(null) },
     })
 }
 
@@ -119,11 +143,11 @@ pub fn summary(record: &Record) -> Value {
         "ImageID": record.image_id,
         "Command": command,
         "Created": unix_seconds(&record.created),
-        "Ports": [],
+        "Ports": crate::networks::ports::summary(&record.ports),
         "Labels": record.config.labels.clone().unwrap_or_default(),
         "State": record.state.status.as_str(),
         "Status": status_text(record),
-        "HostConfig": {"NetworkMode": network_mode(record)},
+        "HostConfig": {"NetworkMode": record.network_mode()},
         "NetworkSettings": {"Networks": network_settings(record)["Networks"]},
         "Mounts": mounts(record),
     })

@@ -30,6 +30,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::events::Events;
+use crate::networks::record::Endpoint;
+use crate::networks::{ports, Attachment, NetworkError, Networks};
 use db::ContainerDb;
 use record::{Config, HostConfig, Record, State, Status};
 use supervisor::{LogOptions, Programs, Started, Target};
@@ -65,6 +67,8 @@ pub enum ContainerError {
     NotModified,
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     #[error("container database: {0}")]
     Db(rusqlite::Error),
     #[error("opening the container database {path}: {source}")]
@@ -178,12 +182,18 @@ pub struct Engine {
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     pub execs: exec::Execs,
     pub events: Events,
+    pub networks: Arc<Networks>,
 }
 
 impl Engine {
     /// Opens the container records and adopts the containers whose shims still run;
     /// those that ended while the daemon was away get the exit status their shim wrote.
-    pub fn open(config: EngineConfig, images: Arc<ImageStore>) -> Result<Arc<Engine>> {
+    /// Blocking (the networks of running containers are restored).
+    pub fn open(
+        config: EngineConfig,
+        images: Arc<ImageStore>,
+        networks: Arc<Networks>,
+    ) -> Result<Arc<Engine>> {
         for dir in [
             config.data_root.join("containers"),
             config.exec_root.clone(),
@@ -200,7 +210,14 @@ impl Engine {
             containers: Mutex::new(BTreeMap::new()),
             execs: exec::Execs::default(),
             events: Events::default(),
+            networks,
         });
+        let running: Vec<Record> = records
+            .iter()
+            .filter(|r| r.state.status.is_live())
+            .cloned()
+            .collect();
+        engine.networks.restore(&running);
         for record in records {
             let container = Container::new(record);
             engine
@@ -285,7 +302,7 @@ impl Engine {
         let CreateRequest {
             mut config,
             host_config,
-            ..
+            networking_config,
         } = request;
         if config.image.is_empty() {
             return Err(ContainerError::InvalidConfig(
@@ -312,6 +329,7 @@ impl Engine {
                 "conflicting options: cannot specify both --restart and --rm".into(),
             ));
         }
+        let networks = self.requested_networks(&host_config, &networking_config)?;
         let mut containers = self.containers();
         let taken_name = |n: &str| containers.values().find(|c| c.record().name == n).cloned();
         let name = match name.filter(|n| !n.is_empty()) {
@@ -347,11 +365,81 @@ impl Engine {
             host_config,
             state: State::default(),
             restart_count: 0,
+            networks,
+            ports: Vec::new(),
         };
         self.save(&record)?;
         containers.insert(id, Container::new(record.clone()));
         self.emit(&record, "create", &[]);
         Ok(record)
+    }
+
+    /// The networks a new container asks for, by name: its network mode (unless `host`,
+    /// `none` or `container:`) and the other entries of `EndpointsConfig`, with their
+    /// aliases and static addresses.
+    fn requested_networks(
+        &self,
+        host: &HostConfig,
+        networking: &Value,
+    ) -> Result<BTreeMap<String, Endpoint>> {
+        let mode = match host.network_mode.as_str() {
+            "" | "default" => "bridge",
+            m => m,
+        };
+        if let Some(other) = mode.strip_prefix("container:") {
+            self.get(other)?;
+            return Ok(BTreeMap::new());
+        }
+        if matches!(mode, "host" | "none") {
+            return Ok(BTreeMap::new());
+        }
+        let configs = networking["EndpointsConfig"].as_object();
+        let names = std::iter::once(mode.to_string())
+            .chain(configs.into_iter().flatten().map(|(k, _)| k.clone()));
+        let mut endpoints = BTreeMap::new();
+        for wanted in names {
+            let config = configs.and_then(|c| c.get(&wanted));
+            // The docker CLI names the default network "default".
+            let network = self.networks.get(if wanted == "default" {
+                "bridge"
+            } else {
+                &wanted
+            })?;
+            let aliases: Vec<String> = config
+                .and_then(|c| c["Aliases"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect();
+            let requested_ip = match config.and_then(|c| c["IPAMConfig"]["IPv4Address"].as_str()) {
+                None | Some("") => None,
+                Some(_) if network.is_predefined() => {
+                    return Err(ContainerError::InvalidConfig(
+                        "user specified IP address is supported on user defined networks only"
+                            .into(),
+                    ))
+                }
+                Some(ip) => Some(ip.parse().map_err(|_| {
+                    ContainerError::InvalidConfig(format!("invalid IPv4 address: {ip}"))
+                })?),
+            };
+            if matches!(network.driver.as_str(), "host" | "null") {
+                return Err(ContainerError::InvalidConfig(format!(
+                    "container cannot be connected to network {}: use --network {}",
+                    network.name, network.name
+                )));
+            }
+            endpoints.insert(
+                network.name.clone(),
+                Endpoint {
+                    network_id: network.id,
+                    aliases,
+                    requested_ip,
+                    ..Endpoint::default()
+                },
+            );
+        }
+        Ok(endpoints)
     }
 
     /// The image's record and its `config` section; the built-in hello-world is loaded
@@ -415,7 +503,23 @@ impl Engine {
             let rootfs = tokio::task::spawn_blocking(move || images.prepare_rootfs(&image_id, &id))
                 .await
                 .expect("rootfs task")?;
-            self.launch(container, &record, &rootfs).await
+            let attachment = self.attach_networks(&record).await?;
+            let record = {
+                // Recorded before the start, so a crash from here on still knows what
+                // to tear down.
+                let mut r = container.record();
+                r.networks = attachment.endpoints.clone();
+                r.ports = attachment.ports.clone();
+                self.save(&r)?;
+                r.clone()
+            };
+            let started = self
+                .launch(container, &record, &rootfs, attachment.netns.as_deref())
+                .await;
+            if started.is_err() {
+                self.detach_networks(container).await;
+            }
+            started
         };
         match launched.await {
             Ok(started) => {
@@ -461,6 +565,7 @@ impl Engine {
         container: &Container,
         record: &Record,
         rootfs: &Path,
+        netns: Option<&Path>,
     ) -> Result<Started> {
         let run_dir = self.run_dir(&record.id);
         let data_dir = self.data_dir(&record.id);
@@ -470,7 +575,17 @@ impl Engine {
             let _ = std::fs::remove_file(run_dir.join(stale));
         }
         let hostname = spec::hostname(record);
-        etc::write(&data_dir, &hostname, &record.host_config)?;
+        let first = record
+            .networks
+            .values()
+            .find_map(|e| e.ip.map(|ip| (ip.addr(), e.gateway)));
+        etc::write(
+            &data_dir,
+            &hostname,
+            &record.host_config,
+            first.map(|(ip, _)| ip),
+            first.and_then(|(_, gateway)| gateway),
+        )?;
         let user = user::resolve(
             rootfs,
             &record.config.user,
@@ -490,6 +605,7 @@ impl Engine {
             etc_dir: &data_dir,
             cgroup_path: format!("/{}/{}", self.config.cgroup_parent, record.id),
             init_binary: self.config.init_binary.as_deref(),
+            netns,
         })?;
         write_json(&run_dir.join("config.json"), &spec)?;
         let listener = match container
@@ -519,6 +635,61 @@ impl Engine {
             },
         )
         .await
+    }
+
+    /// The network namespace a container will run in, set up: none for `host`, another
+    /// container's for `container:`, else its own with its networks and ports.
+    async fn attach_networks(&self, record: &Record) -> Result<Attachment> {
+        let mode = record.network_mode();
+        if mode == "host" {
+            return Ok(Attachment::default());
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let other = self.get(other)?.snapshot();
+            if !other.state.status.is_live() {
+                return Err(ContainerError::InvalidConfig(format!(
+                    "cannot join network of a non running container: {}",
+                    other.id
+                )));
+            }
+            return Ok(Attachment {
+                netns: Some(PathBuf::from(format!("/proc/{}/ns/net", other.state.pid))),
+                ..Attachment::default()
+            });
+        }
+        let bindings = ports::requested(
+            record.host_config.extra.get("PortBindings"),
+            record
+                .host_config
+                .extra
+                .get("PublishAllPorts")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            record.config.extra.get("ExposedPorts"),
+        )?;
+        let (networks, record) = (self.networks.clone(), record.clone());
+        Ok(
+            tokio::task::spawn_blocking(move || networks.setup(&record, &bindings))
+                .await
+                .expect("network task")?,
+        )
+    }
+
+    /// The container stopped: its interfaces, namespace and ports go, and its record
+    /// forgets the addresses.
+    async fn detach_networks(&self, container: &Container) {
+        let (id, endpoints) = {
+            let r = container.record();
+            (r.id.clone(), r.networks.clone())
+        };
+        let networks = self.networks.clone();
+        let _ = tokio::task::spawn_blocking(move || networks.teardown(&id, &endpoints)).await;
+        let mut r = container.record();
+        r.networks.values_mut().for_each(Endpoint::release);
+        r.ports.clear();
+        if let Err(e) = self.save(&r) {
+            tracing::error!(container = %r.id, "recording the network teardown: {e}");
+        }
     }
 
     /// Waits, in the background, for the shim to end, then records the exit.
@@ -568,6 +739,7 @@ impl Engine {
         let images = self.images.clone();
         let unmount_id = id.clone();
         let _ = tokio::task::spawn_blocking(move || images.unmount_rootfs(&unmount_id)).await;
+        self.detach_networks(container).await;
         let (code, auto_remove, restart_after) = {
             let mut r = container.record();
             r.state.status = Status::Exited;
@@ -866,6 +1038,72 @@ impl Engine {
         container.lifecycle.send_modify(|l| l.removed = true);
         self.emit(&record, "destroy", &[]);
         Ok(())
+    }
+
+    /// `POST /networks/{id}/connect`: on the network from the next start, and at once if
+    /// it runs.
+    pub async fn connect_network(&self, name: &str, network: &str, config: &Value) -> Result<()> {
+        let container = self.get(name)?;
+        let _op = container.op_lock.lock().await;
+        let host = container.record().host_config.clone();
+        if matches!(host.network_mode.as_str(), "host" | "none")
+            || host.network_mode.starts_with("container:")
+        {
+            return Err(ContainerError::InvalidConfig(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network (network mode {})",
+                host.network_mode
+            )));
+        }
+        let request = serde_json::json!({"EndpointsConfig": {network: config}});
+        let mut wanted = self.requested_networks(
+            &HostConfig {
+                network_mode: "none".into(),
+                ..HostConfig::default()
+            },
+            &request,
+        )?;
+        let (net_name, endpoint) = wanted.pop_first().expect("one network asked for");
+        let record = container.snapshot();
+        if record.networks.contains_key(&net_name) {
+            return Err(ContainerError::InvalidConfig(format!(
+                "endpoint with name {} already exists in network {net_name}",
+                record.name
+            )));
+        }
+        let endpoint = if record.state.status.is_live() {
+            let (networks, record, n) = (self.networks.clone(), record.clone(), net_name.clone());
+            tokio::task::spawn_blocking(move || networks.connect(&record, &n, &endpoint))
+                .await
+                .expect("network task")?
+        } else {
+            endpoint
+        };
+        let mut r = container.record();
+        r.networks.insert(net_name, endpoint);
+        self.save(&r)
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn disconnect_network(&self, name: &str, network: &str) -> Result<()> {
+        let container = self.get(name)?;
+        let _op = container.op_lock.lock().await;
+        let network = self.networks.get(network)?;
+        let record = container.snapshot();
+        let Some(endpoint) = record.networks.get(&network.name).cloned() else {
+            return Err(ContainerError::InvalidConfig(format!(
+                "container {} is not connected to network {}",
+                record.id, network.name
+            )));
+        };
+        if record.state.status.is_live() && !endpoint.host_ifname.is_empty() {
+            let (networks, record) = (self.networks.clone(), record.clone());
+            tokio::task::spawn_blocking(move || networks.disconnect(&record, &endpoint))
+                .await
+                .expect("network task")?;
+        }
+        let mut r = container.record();
+        r.networks.remove(&network.name);
+        self.save(&r)
     }
 
     /// `POST /containers/{id}/rename`.

@@ -227,10 +227,25 @@ pub struct Record {
     pub state: State,
     pub restart_count: u64,
     pub log_path: String,
+    /// The networks it is on, by name (empty for `host`, `none`, `container:`); their
+    /// addresses while it runs.
+    #[serde(default)]
+    pub networks: BTreeMap<String, crate::networks::record::Endpoint>,
+    /// Its published ports while it runs.
+    #[serde(default)]
+    pub ports: Vec<kapsel_network::firewall::PortMapping>,
 }
 
 impl Record {
     pub fn short_id(&self) -> &str {
         &self.id[..12]
+    }
+
+    /// The network mode with Docker's name for the default.
+    pub fn network_mode(&self) -> &str {
+        match self.host_config.network_mode.as_str() {
+            "" | "default" => "bridge",
+            m => m,
+        }
     }
 }

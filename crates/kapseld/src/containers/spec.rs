@@ -25,6 +25,9 @@ pub struct SpecInputs<'a> {
     pub cgroup_path: String,
     /// tini, bind-mounted as /sbin/docker-init for `--init`.
     pub init_binary: Option<&'a Path>,
+    /// The network namespace to join (made by the engine, or another container's);
+    /// `None` with `--network host`.
+    pub netns: Option<&'a Path>,
 }
 
 /// 64 MiB, Docker's default /dev/shm size.
@@ -77,8 +80,8 @@ pub fn build(inputs: &SpecInputs) -> Result<Value, ContainerError> {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if host.network_mode != "host" {
-        namespaces.push(json!({"type": "network"}));
+    if let Some(path) = inputs.netns {
+        namespaces.push(json!({"type": "network", "path": path}));
     }
     let mut linux = json!({
         "namespaces": namespaces,

@@ -1,0 +1,751 @@
+//! Networks: Docker's network model (the predefined `bridge`, `host` and `none`, and
+//! user-defined bridge networks) on kapsel-network's stateless plumbing. This module owns
+//! the network records (`<data-root>/networks/<id>.json`) and, in memory, which containers
+//! are attached where and which ports they publish — rebuilt from the container records
+//! after a restart, so the firewall table and bridges can always be re-derived.
+
+pub mod ports;
+pub mod record;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipnet::Ipv4Net;
+use kapsel_network::dns::{DnsServer, NameTable};
+use kapsel_network::firewall::{BridgeRules, Firewall, PortMapping};
+use kapsel_network::link::{self, Interface, Netlink};
+use kapsel_network::{firewall, ipam, netns};
+
+use crate::containers::record::Record;
+
+use record::{Endpoint, NetworkRecord, BRIDGE, HOST, NULL};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("network with name {0} already exists")]
+    NameInUse(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} is a pre-defined network and cannot be removed")]
+    Predefined(String),
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    InUse { name: String, id: String },
+    #[error("Bind for 0.0.0.0:{port} failed: port is already allocated ({protocol})")]
+    PortTaken { port: u16, protocol: &'static str },
+    #[error("Address already in use: {ip} is taken in network {network}")]
+    AddressTaken { ip: Ipv4Addr, network: String },
+    #[error(
+        "no available IPv4 address left in network {0}: remove containers or use a larger subnet"
+    )]
+    Exhausted(String),
+    #[error(transparent)]
+    Plumbing(#[from] kapsel_network::NetworkError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = NetworkError> = std::result::Result<T, E>;
+
+fn io_error(what: String) -> impl FnOnce(std::io::Error) -> NetworkError {
+    move |source| NetworkError::Io { what, source }
+}
+
+/// Names that keep one kapseld's network objects apart from another's.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// The nftables table (family inet).
+    pub table: String,
+    /// The device of the predefined `bridge` network.
+    pub default_bridge: String,
+    /// The nflog group connection logs go to.
+    pub log_group: u16,
+}
+
+/// A `network create` request, checked.
+#[derive(Debug, Default)]
+pub struct CreateNetwork {
+    pub name: String,
+    pub driver: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    pub subnet: Option<Ipv4Net>,
+    pub ip_range: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// What a started container got: its namespace and endpoints, and its published ports.
+#[derive(Debug, Default)]
+pub struct Attachment {
+    pub netns: Option<PathBuf>,
+    pub endpoints: BTreeMap<String, Endpoint>,
+    pub ports: Vec<PortMapping>,
+}
+
+#[derive(Default)]
+struct State {
+    networks: BTreeMap<String, NetworkRecord>,
+    /// Networks whose bridge this daemon has set up.
+    up: BTreeSet<String>,
+    /// Running containers: container ID → network ID → address.
+    attached: BTreeMap<String, BTreeMap<String, Ipv4Addr>>,
+    /// Running containers' published ports.
+    ports: BTreeMap<String, Vec<PortMapping>>,
+}
+
+/// A network's embedded DNS server: its names, and the task serving them.
+struct Resolver {
+    names: Arc<NameTable>,
+    task: tokio::task::AbortHandle,
+}
+
+pub struct Networks {
+    dir: PathBuf,
+    netns_dir: PathBuf,
+    instance: Instance,
+    state: Mutex<State>,
+    resolvers: Mutex<BTreeMap<String, Resolver>>,
+    /// kapseld's runtime, which runs the DNS servers; the other calls here block.
+    runtime: tokio::runtime::Handle,
+}
+
+impl Networks {
+    /// Loads the network records; the predefined networks are made the first time.
+    pub fn open(data_root: &Path, exec_root: &Path, instance: Instance) -> Result<Self> {
+        let dir = data_root.join("networks");
+        let netns_dir = exec_root.join("netns");
+        for d in [&dir, &netns_dir] {
+            std::fs::create_dir_all(d).map_err(io_error(format!("creating {}", d.display())))?;
+        }
+        let mut state = State::default();
+        for entry in
+            std::fs::read_dir(&dir).map_err(io_error(format!("reading {}", dir.display())))?
+        {
+            let path = entry
+                .map_err(io_error(format!("reading {}", dir.display())))?
+                .path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read(&path)
+                    .map_err(io_error(format!("reading {}", path.display())))?;
+                match serde_json::from_slice::<NetworkRecord>(&text) {
+                    Ok(n) => {
+                        state.networks.insert(n.id.clone(), n);
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), "skipping unreadable network record: {e}")
+                    }
+                }
+            }
+        }
+        let networks = Networks {
+            dir,
+            netns_dir,
+            instance,
+            state: Mutex::new(state),
+            resolvers: Mutex::new(BTreeMap::new()),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        for (name, driver) in [("bridge", BRIDGE), ("host", HOST), ("none", NULL)] {
+            if networks.get(name).is_err() {
+                let bridge = if driver == BRIDGE {
+                    networks.instance.default_bridge.clone()
+                } else {
+                    String::new()
+                };
+                networks.save(&NetworkRecord {
+                    id: kapsel_network_id(),
+                    name: name.into(),
+                    driver: driver.into(),
+                    created: kapsel_runtime::state::now_rfc3339(),
+                    bridge,
+                    subnet: None,
+                    gateway: None,
+                    ip_range: None,
+                    internal: false,
+                    attachable: false,
+                    labels: BTreeMap::new(),
+                    options: BTreeMap::new(),
+                })?;
+            }
+        }
+        Ok(networks)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, network: &NetworkRecord) -> Result<()> {
+        let path = self.dir.join(format!("{}.json", network.id));
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(network).expect("JSON serialises"))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(io_error(format!("writing {}", path.display())))?;
+        self.state()
+            .networks
+            .insert(network.id.clone(), network.clone());
+        Ok(())
+    }
+
+    pub fn list(&self) -> Vec<NetworkRecord> {
+        self.state().networks.values().cloned().collect()
+    }
+
+    /// A network by full ID, name, or unique ID prefix, as Docker resolves them.
+    pub fn get(&self, name_or_id: &str) -> Result<NetworkRecord> {
+        let state = self.state();
+        let found = state
+            .networks
+            .get(name_or_id)
+            .or_else(|| state.networks.values().find(|n| n.name == name_or_id));
+        if let Some(n) = found {
+            return Ok(n.clone());
+        }
+        let mut prefixed = state
+            .networks
+            .values()
+            .filter(|n| n.id.starts_with(name_or_id));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(n), None) if !name_or_id.is_empty() => Ok(n.clone()),
+            _ => Err(NetworkError::NotFound(name_or_id.to_string())),
+        }
+    }
+
+    /// The containers attached to `network_id` and their addresses.
+    pub fn members(&self, network_id: &str) -> Vec<(String, Ipv4Addr)> {
+        self.state()
+            .attached
+            .iter()
+            .filter_map(|(c, nets)| nets.get(network_id).map(|ip| (c.clone(), *ip)))
+            .collect()
+    }
+
+    /// `POST /networks/create`: the bridge is made at once (so the subnet is claimed on
+    /// the host while the choice is locked).
+    pub fn create(&self, request: CreateNetwork) -> Result<NetworkRecord> {
+        if request.name.is_empty() {
+            return Err(NetworkError::Invalid(
+                "network name is required: name the network".into(),
+            ));
+        }
+        if self
+            .get(&request.name)
+            .is_ok_and(|n| n.name == request.name)
+        {
+            return Err(NetworkError::NameInUse(request.name));
+        }
+        match request.driver.as_str() {
+            "" | BRIDGE => {}
+            other => {
+                return Err(NetworkError::Invalid(format!(
+                    "plugin \"{other}\" not found: kapsel has the bridge driver only"
+                )))
+            }
+        }
+        let id = kapsel_network_id();
+        let bridge = format!("kbr-{}", &id[..11]);
+        let _lock = ipam::host_lock().map_err(io_error("locking /run/kapsel/ipam.lock".into()))?;
+        let subnet = match request.subnet {
+            Some(subnet) => {
+                self.check_free(&subnet)?;
+                subnet.trunc()
+            }
+            None => self.free_subnet()?,
+        };
+        let gateway = match request.gateway {
+            Some(g) if !subnet.contains(&g) => {
+                return Err(NetworkError::Invalid(format!(
+                    "invalid gateway {g}: it is not in subnet {subnet}"
+                )))
+            }
+            Some(g) => g,
+            None => ipam::default_gateway(&subnet).ok_or_else(|| {
+                NetworkError::Invalid(format!("subnet {subnet} has no room for a gateway"))
+            })?,
+        };
+        if let Some(range) = &request.ip_range {
+            if !subnet.contains(range) {
+                return Err(NetworkError::Invalid(format!(
+                    "invalid ip-range {range}: it is not in subnet {subnet}"
+                )));
+            }
+        }
+        let network = NetworkRecord {
+            id,
+            name: request.name,
+            driver: BRIDGE.into(),
+            created: kapsel_runtime::state::now_rfc3339(),
+            bridge,
+            subnet: Some(subnet),
+            gateway: Some(gateway),
+            ip_range: request.ip_range,
+            internal: request.internal,
+            attachable: request.attachable,
+            labels: request.labels,
+            options: request.options,
+        };
+        self.bring_up(&network)?;
+        if let Err(e) = self.save(&network) {
+            let _ = self.take_down(&network);
+            return Err(e);
+        }
+        Ok(network)
+    }
+
+    /// A subnet that overlaps nothing: not the host's routes, not another network's.
+    fn check_free(&self, subnet: &Ipv4Net) -> Result<()> {
+        let clash = self
+            .taken_subnets()?
+            .into_iter()
+            .any(|t| ipam::overlaps(&t, subnet));
+        if clash {
+            return Err(NetworkError::Invalid(format!(
+                "invalid pool request: Pool overlaps with other one on this address space ({subnet})"
+            )));
+        }
+        Ok(())
+    }
+
+    fn free_subnet(&self) -> Result<Ipv4Net> {
+        ipam::free_subnet(&self.taken_subnets()?).ok_or_else(|| {
+            NetworkError::Invalid(
+                "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+            )
+        })
+    }
+
+    fn taken_subnets(&self) -> Result<Vec<Ipv4Net>> {
+        let mut taken = Netlink::connect()?.ipv4_routes()?;
+        taken.extend(self.state().networks.values().filter_map(|n| n.subnet));
+        Ok(taken)
+    }
+
+    /// The network's bridge exists and the firewall knows it. The default network picks
+    /// its subnet the first time (under the host lock, as `create` does).
+    fn ensure_up(&self, network: &NetworkRecord) -> Result<NetworkRecord> {
+        if self.state().up.contains(&network.id) {
+            return Ok(network.clone());
+        }
+        let mut network = network.clone();
+        let _lock = ipam::host_lock().map_err(io_error("locking /run/kapsel/ipam.lock".into()))?;
+        if network.subnet.is_none() {
+            let subnet = self.free_subnet()?;
+            network.subnet = Some(subnet);
+            network.gateway = ipam::default_gateway(&subnet);
+            self.save(&network)?;
+        }
+        self.bring_up(&network)?;
+        Ok(network)
+    }
+
+    fn bring_up(&self, network: &NetworkRecord) -> Result<()> {
+        let (Some(subnet), Some(gateway)) = (network.subnet, network.gateway) else {
+            return Err(NetworkError::Invalid(format!(
+                "network {} has no subnet",
+                network.name
+            )));
+        };
+        let address = Ipv4Net::new(gateway, subnet.prefix_len()).expect("prefix of a subnet");
+        Netlink::connect()?.ensure_bridge(&network.bridge, address, 1500)?;
+        {
+            let mut state = self.state();
+            state.networks.insert(network.id.clone(), network.clone());
+            state.up.insert(network.id.clone());
+            self.apply_firewall(&state)?;
+        }
+        self.start_resolver(network, gateway)
+    }
+
+    /// The network's DNS server on its gateway, port 53: container names on
+    /// user-defined networks, forwarding to the host's servers for everything else.
+    fn start_resolver(&self, network: &NetworkRecord, gateway: Ipv4Addr) -> Result<()> {
+        let names = NameTable::new();
+        let host_file = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let upstreams = kapsel_network::dns::upstreams_from_resolv_conf(&host_file);
+        let server = self.runtime.block_on(DnsServer::bind(
+            (gateway, 53).into(),
+            names.clone(),
+            upstreams,
+        ))?;
+        let task = self.runtime.spawn(server.serve()).abort_handle();
+        let old = self
+            .resolvers()
+            .insert(network.id.clone(), Resolver { names, task });
+        if let Some(old) = old {
+            old.task.abort();
+        }
+        Ok(())
+    }
+
+    fn resolvers(&self) -> MutexGuard<'_, BTreeMap<String, Resolver>> {
+        self.resolvers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The names a container answers to on a user-defined network: its name, its short
+    /// ID and its aliases, as Docker's resolver has them.
+    fn register_names(&self, record: &Record, endpoint: &Endpoint) {
+        let Some(ip) = endpoint.ip else { return };
+        let user_defined = self
+            .state()
+            .networks
+            .get(&endpoint.network_id)
+            .is_some_and(|n| !n.is_predefined());
+        if !user_defined {
+            return;
+        }
+        let mut names = vec![record.name.clone(), record.short_id().to_string()];
+        names.extend(endpoint.aliases.iter().cloned());
+        if let Some(resolver) = self.resolvers().get(&endpoint.network_id) {
+            resolver
+                .names
+                .insert(&record.id, &names, &[ip.addr().into()]);
+        }
+    }
+
+    fn take_down(&self, network: &NetworkRecord) -> Result<()> {
+        if let Some(resolver) = self.resolvers().remove(&network.id) {
+            resolver.task.abort();
+        }
+        let mut state = self.state();
+        state.up.remove(&network.id);
+        self.apply_firewall(&state)?;
+        drop(state);
+        Ok(Netlink::connect()?.delete(&network.bridge)?)
+    }
+
+    /// The table, re-rendered from the networks that are up and the published ports.
+    fn apply_firewall(&self, state: &State) -> Result<()> {
+        let networks = state
+            .up
+            .iter()
+            .filter_map(|id| state.networks.get(id))
+            .filter_map(|n| {
+                Some(BridgeRules {
+                    name: n.name.clone(),
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet?,
+                    gateway: n.gateway?,
+                    internal: n.internal,
+                    log_connections: n.log_connections(),
+                })
+            })
+            .collect();
+        Firewall {
+            table: self.instance.table.clone(),
+            log_group: self.instance.log_group,
+            networks,
+            ports: state.ports.values().flatten().cloned().collect(),
+        }
+        .apply()?;
+        Ok(())
+    }
+
+    /// `DELETE /networks/{id}`.
+    pub fn remove(&self, name_or_id: &str) -> Result<NetworkRecord> {
+        let network = self.get(name_or_id)?;
+        if network.is_predefined() {
+            return Err(NetworkError::Predefined(network.name));
+        }
+        if !self.members(&network.id).is_empty() {
+            return Err(NetworkError::InUse {
+                name: network.name,
+                id: network.id,
+            });
+        }
+        self.take_down(&network)?;
+        let path = self.dir.join(format!("{}.json", network.id));
+        std::fs::remove_file(&path).map_err(io_error(format!("removing {}", path.display())))?;
+        self.state().networks.remove(&network.id);
+        Ok(network)
+    }
+
+    /// The namespace path a container's network lives in while it runs.
+    pub fn netns_path(&self, container_id: &str) -> PathBuf {
+        self.netns_dir.join(&container_id[..12])
+    }
+
+    /// Before a container starts: its own namespace (for every mode but `host` and
+    /// `container:`), an interface on each of its networks, its published ports.
+    /// Blocking (netlink, nft). On failure nothing is left behind.
+    pub fn setup(&self, record: &Record, port_bindings: &[ports::Binding]) -> Result<Attachment> {
+        let container_id = record.id.as_str();
+        let path = self.netns_path(container_id);
+        netns::remove(&path)?;
+        netns::create(&path)?;
+        let mut attachment = Attachment {
+            netns: Some(path),
+            ..Attachment::default()
+        };
+        let result = self.attach_all(
+            container_id,
+            &record.networks,
+            port_bindings,
+            &mut attachment,
+        );
+        if let Err(e) = result {
+            self.teardown(container_id, &attachment.endpoints);
+            return Err(e);
+        }
+        for endpoint in attachment.endpoints.values() {
+            self.register_names(record, endpoint);
+        }
+        Ok(attachment)
+    }
+
+    fn attach_all(
+        &self,
+        container_id: &str,
+        requested: &BTreeMap<String, Endpoint>,
+        port_bindings: &[ports::Binding],
+        attachment: &mut Attachment,
+    ) -> Result<()> {
+        let ns = netns::Netns::open(attachment.netns.as_deref().expect("netns made"))?;
+        if requested.is_empty() {
+            // `none`: only loopback, up.
+            ns.run(|| Netlink::connect()?.set_up("lo"))??;
+        }
+        for (index, (name, wanted)) in requested.iter().enumerate() {
+            let endpoint = self.attach_one(container_id, &ns, index, name, wanted)?;
+            attachment.endpoints.insert(name.clone(), endpoint);
+        }
+        if !port_bindings.is_empty() {
+            let routed = |e: &&Endpoint| {
+                self.state()
+                    .networks
+                    .get(&e.network_id)
+                    .is_some_and(|n| !n.internal)
+            };
+            let ip = attachment
+                .endpoints
+                .values()
+                .find(routed)
+                .and_then(|e| e.ip)
+                .ok_or_else(|| {
+                    NetworkError::Invalid(
+                        "published ports need a network with a gateway (not --internal)".into(),
+                    )
+                })?;
+            let mut state = self.state();
+            let taken: Vec<PortMapping> = state.ports.values().flatten().cloned().collect();
+            let mappings = ports::allocate(port_bindings, ip.addr(), &taken)?;
+            state
+                .ports
+                .insert(container_id.to_string(), mappings.clone());
+            if let Err(e) = self.apply_firewall(&state) {
+                state.ports.remove(container_id);
+                return Err(e);
+            }
+            attachment.ports = mappings;
+        }
+        Ok(())
+    }
+
+    /// One interface (`eth<index>`) on the network `name`.
+    fn attach_one(
+        &self,
+        container_id: &str,
+        ns: &netns::Netns,
+        index: usize,
+        name: &str,
+        wanted: &Endpoint,
+    ) -> Result<Endpoint> {
+        let network = self.get(if wanted.network_id.is_empty() {
+            name
+        } else {
+            &wanted.network_id
+        })?;
+        if network.driver != BRIDGE {
+            return Err(NetworkError::Invalid(format!(
+                "container cannot be connected to network {} (driver {}) together with others",
+                network.name, network.driver
+            )));
+        }
+        let network = self.ensure_up(&network)?;
+        let (subnet, gateway) = (network.subnet.expect("up"), network.gateway.expect("up"));
+        let ip = self.reserve_address(container_id, &network, wanted.requested_ip)?;
+        let host_ifname = format!("kv{}{index}", &container_id[..12]);
+        let iface = Interface {
+            host_name: host_ifname.clone(),
+            name: format!("eth{index}"),
+            bridge: network.bridge.clone(),
+            address: Ipv4Net::new(ip, subnet.prefix_len()).expect("prefix of a subnet"),
+            default_gateway: (index == 0 && !network.internal).then_some(gateway),
+            mtu: 1500,
+        };
+        if let Err(e) = link::attach(ns, &iface) {
+            self.release_address(container_id, &network.id);
+            return Err(e.into());
+        }
+        Ok(Endpoint {
+            network_id: network.id.clone(),
+            aliases: wanted.aliases.clone(),
+            requested_ip: wanted.requested_ip,
+            endpoint_id: kapsel_network_id(),
+            ip: Some(iface.address),
+            gateway: Some(gateway),
+            host_ifname,
+        })
+    }
+
+    fn reserve_address(
+        &self,
+        container_id: &str,
+        network: &NetworkRecord,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr> {
+        let subnet = network.subnet.expect("up");
+        let mut state = self.state();
+        let mut taken: HashSet<Ipv4Addr> = state
+            .attached
+            .values()
+            .filter_map(|nets| nets.get(&network.id).copied())
+            .collect();
+        taken.extend(network.gateway);
+        let ip = match requested {
+            Some(ip) if !subnet.contains(&ip) => {
+                return Err(NetworkError::Invalid(format!(
+                    "invalid address {ip}: it does not belong to any of this network's subnets ({subnet})"
+                )))
+            }
+            Some(ip) if taken.contains(&ip) => {
+                return Err(NetworkError::AddressTaken { ip, network: network.name.clone() })
+            }
+            Some(ip) => ip,
+            None => ipam::next_address(&subnet, network.ip_range.as_ref(), &taken)
+                .ok_or_else(|| NetworkError::Exhausted(network.name.clone()))?,
+        };
+        state
+            .attached
+            .entry(container_id.to_string())
+            .or_default()
+            .insert(network.id.clone(), ip);
+        Ok(ip)
+    }
+
+    fn release_address(&self, container_id: &str, network_id: &str) {
+        let mut state = self.state();
+        if let Some(nets) = state.attached.get_mut(container_id) {
+            nets.remove(network_id);
+            if nets.is_empty() {
+                state.attached.remove(container_id);
+            }
+        }
+    }
+
+    /// `network connect` on a running container: one more interface in its namespace.
+    pub fn connect(&self, record: &Record, name: &str, wanted: &Endpoint) -> Result<Endpoint> {
+        let ns = netns::Netns::open(&self.netns_path(&record.id))?;
+        let index = record.networks.len();
+        let endpoint = self.attach_one(&record.id, &ns, index, name, wanted)?;
+        self.register_names(record, &endpoint);
+        Ok(endpoint)
+    }
+
+    /// `network disconnect` from a running container.
+    pub fn disconnect(&self, record: &Record, endpoint: &Endpoint) -> Result<()> {
+        if let Some(resolver) = self.resolvers().get(&endpoint.network_id) {
+            resolver.names.remove(&record.id);
+        }
+        self.release_address(&record.id, &endpoint.network_id);
+        Ok(link::detach(&endpoint.host_ifname)?)
+    }
+
+    /// After a container stopped: its interfaces, namespace and ports go. Best effort:
+    /// what cannot be removed is logged (a later start replaces it).
+    pub fn teardown(&self, container_id: &str, endpoints: &BTreeMap<String, Endpoint>) {
+        for endpoint in endpoints.values().filter(|e| !e.host_ifname.is_empty()) {
+            if let Err(e) = link::detach(&endpoint.host_ifname) {
+                tracing::warn!(container = %container_id, "removing {}: {e}", endpoint.host_ifname);
+            }
+        }
+        if let Err(e) = netns::remove(&self.netns_path(container_id)) {
+            tracing::warn!(container = %container_id, "{e}");
+        }
+        for resolver in self.resolvers().values() {
+            resolver.names.remove(container_id);
+        }
+        let mut state = self.state();
+        state.attached.remove(container_id);
+        if state.ports.remove(container_id).is_some() {
+            if let Err(e) = self.apply_firewall(&state) {
+                tracing::warn!(container = %container_id, "removing its published ports: {e}");
+            }
+        }
+    }
+
+    /// After a daemon restart: what the running containers hold, from their records;
+    /// bridges and the table are made again if they went.
+    pub fn restore(&self, running: &[Record]) {
+        let mut used = BTreeSet::new();
+        {
+            let mut state = self.state();
+            for record in running {
+                for e in record.networks.values() {
+                    if let Some(ip) = e.ip {
+                        state
+                            .attached
+                            .entry(record.id.clone())
+                            .or_default()
+                            .insert(e.network_id.clone(), ip.addr());
+                        used.insert(e.network_id.clone());
+                    }
+                }
+                if !record.ports.is_empty() {
+                    state.ports.insert(record.id.clone(), record.ports.clone());
+                }
+            }
+        }
+        for id in used {
+            let network = self.state().networks.get(&id).cloned();
+            if let Some(network) = network {
+                if let Err(e) = self.ensure_up(&network) {
+                    tracing::error!(network = %network.name, "restoring the network: {e}");
+                }
+            }
+        }
+        for record in running {
+            for endpoint in record.networks.values() {
+                self.register_names(record, endpoint);
+            }
+        }
+    }
+
+    /// On a clean shutdown with no container running: bridges and the table go, so the
+    /// host is as before kapseld started (they are made again on demand).
+    pub fn shutdown(&self) {
+        let state = self.state();
+        if !state.attached.is_empty() {
+            return;
+        }
+        let bridges: Vec<String> = state
+            .networks
+            .values()
+            .filter(|n| n.driver == BRIDGE)
+            .map(|n| n.bridge.clone())
+            .collect();
+        drop(state);
+        if let Ok(nl) = Netlink::connect() {
+            for bridge in bridges {
+                if let Err(e) = nl.delete(&bridge) {
+                    tracing::warn!("removing bridge {bridge}: {e}");
+                }
+            }
+        }
+        if let Err(e) = firewall::remove(&self.instance.table) {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// A random 64-hex ID, as Docker's network and endpoint IDs.
+fn kapsel_network_id() -> String {
+    crate::containers::names::new_id(|_| false)
+}

@@ -1,0 +1,91 @@
+//! A network as the engine keeps it (one JSON file each, written atomically), and a
+//! container's endpoint on it (kept in the container's record).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// The drivers kapsel has: `bridge` networks, and Docker's predefined `host` and `none`.
+pub const BRIDGE: &str = "bridge";
+pub const HOST: &str = "host";
+pub const NULL: &str = "null";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub created: String,
+    /// Bridge networks: the device, subnet, gateway and the range addresses come from.
+    #[serde(default)]
+    pub bridge: String,
+    #[serde(default)]
+    pub subnet: Option<Ipv4Net>,
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub ip_range: Option<Ipv4Net>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `-o kapsel.log-connections=true` on `network create`: new connections into, out of
+/// and within the network are logged.
+pub const LOG_CONNECTIONS_OPTION: &str = "kapsel.log-connections";
+
+impl NetworkRecord {
+    /// Docker's predefined networks are not user-defined: no DNS by name, cannot be
+    /// removed.
+    pub fn is_predefined(&self) -> bool {
+        matches!(self.name.as_str(), "bridge" | "host" | "none")
+    }
+
+    pub fn log_connections(&self) -> bool {
+        self.options
+            .get(LOG_CONNECTIONS_OPTION)
+            .is_some_and(|v| v == "true" || v == "1")
+    }
+}
+
+/// A container on one network: what it asked for (aliases, a static address) and, while
+/// it runs, what it got.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Endpoint {
+    pub network_id: String,
+    pub aliases: Vec<String>,
+    pub requested_ip: Option<Ipv4Addr>,
+    /// Set while the container runs.
+    pub endpoint_id: String,
+    pub ip: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub host_ifname: String,
+}
+
+impl Endpoint {
+    pub fn mac(&self) -> String {
+        match self.ip {
+            Some(ip) => {
+                let [a, b, c, d] = ip.addr().octets();
+                format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+            }
+            None => String::new(),
+        }
+    }
+
+    /// Forgets what the container got (it stopped).
+    pub fn release(&mut self) {
+        self.endpoint_id.clear();
+        self.ip = None;
+        self.gateway = None;
+        self.host_ifname.clear();
+    }
+}
