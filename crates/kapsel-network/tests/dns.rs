@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use kapsel_network::dns::{upstreams_from_resolv_conf, DnsServer, NameTable};
+use kapsel_network::dns::{self, upstreams_from_resolv_conf, DnsServer, NameTable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -37,7 +37,7 @@ fn members() -> Arc<NameTable> {
 
 async fn start(table: Arc<NameTable>, upstreams: Vec<SocketAddr>) -> SocketAddr {
     let listen: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
-    let server = DnsServer::bind(listen, table, upstreams)
+    let server = DnsServer::bind(listen, dns::single(table), upstreams)
         .await
         .expect("bind DNS server");
     let addr = server.local_addr();

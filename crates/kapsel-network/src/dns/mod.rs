@@ -21,6 +21,15 @@ use tokio::task::JoinSet;
 
 use crate::NetworkError;
 pub use table::NameTable;
+
+/// The tables a client's queries are answered from, by the client's address: a container
+/// on several networks sees the names of all of them, and only those.
+pub type Scope = Arc<dyn Fn(IpAddr) -> Vec<Arc<NameTable>> + Send + Sync>;
+
+/// One table for every client.
+pub fn single(table: Arc<NameTable>) -> Scope {
+    Arc::new(move |_| vec![table.clone()])
+}
 pub use upstream::upstreams_from_resolv_conf;
 use upstream::{read_framed, write_framed, Transport};
 
@@ -40,7 +49,7 @@ pub struct DnsServer {
 }
 
 struct Resolver {
-    table: Arc<NameTable>,
+    scope: Scope,
     upstreams: Vec<SocketAddr>,
 }
 
@@ -49,7 +58,7 @@ impl DnsServer {
     /// 0 the TCP listener takes the port the UDP socket got).
     pub async fn bind(
         listen: SocketAddr,
-        table: Arc<NameTable>,
+        scope: Scope,
         upstreams: Vec<SocketAddr>,
     ) -> Result<Self, NetworkError> {
         let bind_error = |source| NetworkError::DnsBind {
@@ -63,7 +72,7 @@ impl DnsServer {
             addr: bound,
             udp: Arc::new(udp),
             tcp,
-            resolver: Arc::new(Resolver { table, upstreams }),
+            resolver: Arc::new(Resolver { scope, upstreams }),
         })
     }
 
@@ -102,7 +111,7 @@ impl DnsServer {
 
 impl Resolver {
     async fn serve_datagram(&self, udp: &UdpSocket, query: &[u8], client: SocketAddr) {
-        let Some(answer) = self.answer(query, Transport::Udp).await else {
+        let Some(answer) = self.answer(query, client.ip(), Transport::Udp).await else {
             return;
         };
         if let Err(error) = udp.send_to(&answer, client).await {
@@ -112,10 +121,13 @@ impl Resolver {
 
     /// Answers the queries of one TCP client until it closes or stays idle.
     async fn serve_connection(self: Arc<Self>, mut stream: TcpStream) {
+        let Ok(client) = stream.peer_addr() else {
+            return;
+        };
         while let Ok(Ok(query)) =
             tokio::time::timeout(TCP_IDLE_TIMEOUT, read_framed(&mut stream)).await
         {
-            let Some(answer) = self.answer(&query, Transport::Tcp).await else {
+            let Some(answer) = self.answer(&query, client.ip(), Transport::Tcp).await else {
                 return;
             };
             if write_framed(&mut stream, &answer).await.is_err() {
@@ -126,7 +138,7 @@ impl Resolver {
 
     /// The answer to one query message, or `None` for what is not a query (garbage,
     /// stray responses), which gets no answer at all.
-    async fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    async fn answer(&self, query: &[u8], client: IpAddr, transport: Transport) -> Option<Vec<u8>> {
         let request = match Message::from_vec(query) {
             Ok(request) if request.message_type == MessageType::Query => request,
             Ok(_) => return None,
@@ -135,7 +147,7 @@ impl Resolver {
                 return None;
             }
         };
-        let response = match self.local_response(&request) {
+        let response = match self.local_response(&request, &(self.scope)(client)) {
             Some(response) => response,
             None => {
                 match upstream::forward(query, &self.upstreams, transport, request.max_payload())
@@ -151,7 +163,7 @@ impl Resolver {
 
     /// The response when the table (or a malformed request) decides it, `None` when the
     /// query is for the upstreams.
-    fn local_response(&self, request: &Message) -> Option<Message> {
+    fn local_response(&self, request: &Message, tables: &[Arc<NameTable>]) -> Option<Message> {
         let [query] = request.queries.as_slice() else {
             return Some(reply(request, ResponseCode::FormErr, Vec::new()));
         };
@@ -162,44 +174,45 @@ impl Resolver {
             return None;
         }
         let answers = match query.query_type() {
-            RecordType::PTR => self.pointer_records(query)?,
-            _ => self.address_records(query)?,
+            RecordType::PTR => pointer_records(tables, query)?,
+            _ => address_records(tables, query)?,
         };
         Some(reply(request, ResponseCode::NoError, answers))
     }
+}
 
-    /// The records of a member's name; none (but an answer) when the name is known
-    /// without records of the asked type, as Docker does.
-    fn address_records(&self, query: &Query) -> Option<Vec<Record>> {
-        let addrs = self.table.addresses(&query.name().to_ascii())?;
-        let wanted = query.query_type();
-        let records = addrs.into_iter().filter_map(|addr| match addr {
-            IpAddr::V4(v4) if matches!(wanted, RecordType::A | RecordType::ANY) => {
-                Some(RData::A(A(v4)))
-            }
-            IpAddr::V6(v6) if matches!(wanted, RecordType::AAAA | RecordType::ANY) => {
-                Some(RData::AAAA(AAAA(v6)))
-            }
-            _ => None,
-        });
-        Some(
-            records
-                .map(|rdata| Record::from_rdata(query.name().clone(), TTL, rdata))
-                .collect(),
-        )
-    }
-
-    /// The name of a member asked by address (`4.3.2.1.in-addr.arpa.`, `ip6.arpa.`).
-    fn pointer_records(&self, query: &Query) -> Option<Vec<Record>> {
-        let net = query.name().parse_arpa_name().ok()?;
-        if net.prefix_len() != net.max_prefix_len() {
-            return None;
+/// The records of a member's name; none (but an answer) when the name is known without
+/// records of the asked type, as Docker does.
+fn address_records(tables: &[Arc<NameTable>], query: &Query) -> Option<Vec<Record>> {
+    let name = query.name().to_ascii();
+    let addrs = tables.iter().find_map(|t| t.addresses(&name))?;
+    let wanted = query.query_type();
+    let records = addrs.into_iter().filter_map(|addr| match addr {
+        IpAddr::V4(v4) if matches!(wanted, RecordType::A | RecordType::ANY) => {
+            Some(RData::A(A(v4)))
         }
-        let name = self.table.name_of(net.addr())?;
-        let target = Name::from_ascii(format!("{name}.")).ok()?;
-        let record = Record::from_rdata(query.name().clone(), TTL, RData::PTR(PTR(target)));
-        Some(vec![record])
+        IpAddr::V6(v6) if matches!(wanted, RecordType::AAAA | RecordType::ANY) => {
+            Some(RData::AAAA(AAAA(v6)))
+        }
+        _ => None,
+    });
+    Some(
+        records
+            .map(|rdata| Record::from_rdata(query.name().clone(), TTL, rdata))
+            .collect(),
+    )
+}
+
+/// The name of a member asked by address (`4.3.2.1.in-addr.arpa.`, `ip6.arpa.`).
+fn pointer_records(tables: &[Arc<NameTable>], query: &Query) -> Option<Vec<Record>> {
+    let net = query.name().parse_arpa_name().ok()?;
+    if net.prefix_len() != net.max_prefix_len() {
+        return None;
     }
+    let name = tables.iter().find_map(|t| t.name_of(net.addr()))?;
+    let target = Name::from_ascii(format!("{name}.")).ok()?;
+    let record = Record::from_rdata(query.name().clone(), TTL, RData::PTR(PTR(target)));
+    Some(vec![record])
 }
 
 /// A response to `request` with its ID, question and flags.

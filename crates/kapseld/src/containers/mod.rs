@@ -396,15 +396,30 @@ impl Engine {
         let configs = networking["EndpointsConfig"].as_object();
         let names = std::iter::once(mode.to_string())
             .chain(configs.into_iter().flatten().map(|(k, _)| k.clone()));
+        self.endpoints_for(names, configs)
+    }
+
+    /// Endpoints on the networks `names`, with what `configs` (Docker's
+    /// `EndpointsConfig`) asks for each.
+    fn endpoints_for(
+        &self,
+        names: impl Iterator<Item = String>,
+        configs: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<BTreeMap<String, Endpoint>> {
         let mut endpoints = BTreeMap::new();
         for wanted in names {
             let config = configs.and_then(|c| c.get(&wanted));
             // The docker CLI names the default network "default".
-            let network = self.networks.get(if wanted == "default" {
-                "bridge"
-            } else {
-                &wanted
-            })?;
+            let network = self
+                .networks
+                .get(if wanted == "default" {
+                    "bridge"
+                } else {
+                    &wanted
+                })
+                // 400, not 404: the docker CLI takes a 404 from create for a missing
+                // image and tries to pull it.
+                .map_err(|e| ContainerError::InvalidConfig(e.to_string()))?;
             let aliases: Vec<String> = config
                 .and_then(|c| c["Aliases"].as_array())
                 .into_iter()
@@ -1054,14 +1069,9 @@ impl Engine {
                 host.network_mode
             )));
         }
-        let request = serde_json::json!({"EndpointsConfig": {network: config}});
-        let mut wanted = self.requested_networks(
-            &HostConfig {
-                network_mode: "none".into(),
-                ..HostConfig::default()
-            },
-            &request,
-        )?;
+        let configs = serde_json::Map::from_iter([(network.to_string(), config.clone())]);
+        let mut wanted =
+            self.endpoints_for(std::iter::once(network.to_string()), Some(&configs))?;
         let (net_name, endpoint) = wanted.pop_first().expect("one network asked for");
         let record = container.snapshot();
         if record.networks.contains_key(&net_name) {

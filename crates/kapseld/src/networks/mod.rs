@@ -8,7 +8,7 @@ pub mod ports;
 pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -104,15 +104,17 @@ struct State {
 /// A network's embedded DNS server: its names, and the task serving them.
 struct Resolver {
     names: Arc<NameTable>,
-    task: tokio::task::AbortHandle,
+    task: tokio::task::JoinHandle<()>,
 }
 
 pub struct Networks {
     dir: PathBuf,
     netns_dir: PathBuf,
     instance: Instance,
-    state: Mutex<State>,
-    resolvers: Mutex<BTreeMap<String, Resolver>>,
+    /// Shared with the DNS servers, which answer each client from the tables of the
+    /// networks it is on.
+    state: Arc<Mutex<State>>,
+    resolvers: Arc<Mutex<BTreeMap<String, Resolver>>>,
     /// kapseld's runtime, which runs the DNS servers; the other calls here block.
     runtime: tokio::runtime::Handle,
 }
@@ -149,8 +151,8 @@ impl Networks {
             dir,
             netns_dir,
             instance,
-            state: Mutex::new(state),
-            resolvers: Mutex::new(BTreeMap::new()),
+            state: Arc::new(Mutex::new(state)),
+            resolvers: Arc::new(Mutex::new(BTreeMap::new())),
             runtime: tokio::runtime::Handle::current(),
         };
         for (name, driver) in [("bridge", BRIDGE), ("host", HOST), ("none", NULL)] {
@@ -367,26 +369,64 @@ impl Networks {
     /// The network's DNS server on its gateway, port 53: container names on
     /// user-defined networks, forwarding to the host's servers for everything else.
     fn start_resolver(&self, network: &NetworkRecord, gateway: Ipv4Addr) -> Result<()> {
+        if let Some(old) = self.resolvers().remove(&network.id) {
+            self.stop_resolver(old);
+        }
         let names = NameTable::new();
         let host_file = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let upstreams = kapsel_network::dns::upstreams_from_resolv_conf(&host_file);
         let server = self.runtime.block_on(DnsServer::bind(
             (gateway, 53).into(),
-            names.clone(),
+            self.scope(&network.id),
             upstreams,
         ))?;
-        let task = self.runtime.spawn(server.serve()).abort_handle();
-        let old = self
-            .resolvers()
+        let task = self.runtime.spawn(server.serve());
+        self.resolvers()
             .insert(network.id.clone(), Resolver { names, task });
-        if let Some(old) = old {
-            old.task.abort();
-        }
         Ok(())
+    }
+
+    /// Stops a DNS server and waits until its sockets are closed, so that the address is
+    /// free before the bridge (and with it the subnet) goes, for whoever takes it next.
+    fn stop_resolver(&self, resolver: Resolver) {
+        resolver.task.abort();
+        let _ = self.runtime.block_on(resolver.task);
     }
 
     fn resolvers(&self) -> MutexGuard<'_, BTreeMap<String, Resolver>> {
         self.resolvers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What a client of `network_id`'s resolver sees: the names of every network the
+    /// container with that address is on (only this network's for other clients).
+    fn scope(&self, network_id: &str) -> kapsel_network::dns::Scope {
+        let (state, resolvers, network_id) = (
+            self.state.clone(),
+            self.resolvers.clone(),
+            network_id.to_string(),
+        );
+        Arc::new(move |client| {
+            let networks: Vec<String> = {
+                let state = state.lock().unwrap_or_else(|p| p.into_inner());
+                state
+                    .attached
+                    .values()
+                    .find(|nets| {
+                        IpAddr::V4(
+                            nets.get(&network_id)
+                                .copied()
+                                .unwrap_or(Ipv4Addr::UNSPECIFIED),
+                        ) == client
+                    })
+                    .map(|nets| nets.keys().cloned().collect())
+                    .unwrap_or_else(|| vec![network_id.clone()])
+            };
+            let resolvers = resolvers.lock().unwrap_or_else(|p| p.into_inner());
+            networks
+                .iter()
+                .filter_map(|n| resolvers.get(n).map(|r| r.names.clone()))
+                .collect()
+        })
     }
 
     /// The names a container answers to on a user-defined network: its name, its short
@@ -412,7 +452,7 @@ impl Networks {
 
     fn take_down(&self, network: &NetworkRecord) -> Result<()> {
         if let Some(resolver) = self.resolvers().remove(&network.id) {
-            resolver.task.abort();
+            self.stop_resolver(resolver);
         }
         let mut state = self.state();
         state.up.remove(&network.id);
@@ -725,6 +765,10 @@ impl Networks {
         if !state.attached.is_empty() {
             return;
         }
+        drop(state);
+        let resolvers = std::mem::take(&mut *self.resolvers());
+        resolvers.into_values().for_each(|r| self.stop_resolver(r));
+        let state = self.state();
         let bridges: Vec<String> = state
             .networks
             .values()

@@ -1,0 +1,347 @@
+//! Networks with the real docker CLI against a kapseld of the test's own: published
+//! ports, names on user-defined networks, isolation, internal networks, connect and
+//! disconnect, a daemon crash, and that nothing is left on the host afterwards. Traffic
+//! stays on loopback and on the bridges the daemon under test made.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// `GET /hostname` from a busybox httpd serving /etc.
+fn http_hostname(addr: (Ipv4Addr, u16)) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n")?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    Ok(answer
+        .rsplit("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string())
+}
+
+/// The same from inside a container on `network`: the body, or "" when unreachable.
+fn fetch_from(d: &Daemon, network: &str, host: &str) -> String {
+    run_sh(
+        d,
+        &["--rm", "--network", network, "busybox"],
+        &format!(
+            "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {host} 80 2>/dev/null | tail -n 1; true"
+        ),
+    )
+    .trim()
+    .to_string()
+}
+
+/// A web server container: busybox httpd answering its hostname (the short ID).
+fn web(d: &Daemon, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend(["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    ok(d, &args).trim()[..12].to_string()
+}
+
+fn published_port(d: &Daemon, name: &str) -> u16 {
+    let out = ok(d, &["port", name, "80/tcp"]);
+    let first = out.lines().next().expect("a binding");
+    first
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("a port")
+}
+
+fn gateway(d: &Daemon, network: &str) -> Ipv4Addr {
+    inspect(d, "{{(index .IPAM.Config 0).Gateway}}", network)
+        .parse()
+        .expect("an address")
+}
+
+#[test]
+fn published_ports_and_names_on_a_user_network() {
+    let Some(d) = daemon_with_busybox("net-publish") else {
+        return;
+    };
+    ok(&d, &["network", "create", "front"]);
+    let id = web(
+        &d,
+        "web",
+        &[
+            "--network",
+            "front",
+            "--network-alias",
+            "www",
+            "-p",
+            "127.0.0.1:0:80",
+        ],
+    );
+    let port = published_port(&d, "web");
+    wait_for(
+        || http_hostname((Ipv4Addr::LOCALHOST, port)).is_ok_and(|h| h == id),
+        "web on 127.0.0.1",
+    );
+    assert!(ok(&d, &["ps"]).contains(&format!("127.0.0.1:{port}->80/tcp")));
+    let shown = inspect(&d, "{{json .NetworkSettings.Ports}}", "web");
+    assert_eq!(
+        shown,
+        format!("{{\"80/tcp\":[{{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"{port}\"}}]}}")
+    );
+
+    // By name, by alias and by short ID from the same network.
+    for name in ["web", "www", &id] {
+        assert_eq!(
+            fetch_from(&d, "front", name),
+            id,
+            "{name} from the same network"
+        );
+    }
+    // Another network reaches neither the address nor the name.
+    ok(&d, &["network", "create", "back"]);
+    let ip = inspect(&d, "{{.NetworkSettings.Networks.front.IPAddress}}", "web");
+    assert_eq!(
+        fetch_from(&d, "back", &ip),
+        "",
+        "isolated from another network"
+    );
+    assert_eq!(
+        fetch_from(&d, "back", "web"),
+        "",
+        "no name from another network"
+    );
+
+    // Connected to `front` while running, a `back` container gets eth1 and reaches it.
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "client",
+            "--network",
+            "back",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    );
+    ok(&d, &["network", "connect", "front", "client"]);
+    let script = "ip -o -4 addr show | grep -c eth; printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 80 | tail -n 1";
+    let out = ok(&d, &["exec", "client", "sh", "-c", script]);
+    assert!(out.contains(&id), "after connect: {out}");
+    let members = inspect(&d, "{{len .Containers}}", "front");
+    assert_eq!(members, "2");
+    ok(&d, &["network", "disconnect", "front", "client"]);
+    let out = ok(
+        &d,
+        &[
+            "exec",
+            "client",
+            "sh",
+            "-c",
+            "ip -o link | grep -c eth; true",
+        ],
+    );
+    assert_eq!(out.trim(), "1", "one interface left after disconnect");
+
+    // A network in use cannot go; the predefined ones never.
+    assert!(fails(&d, &["network", "rm", "front"]).contains("has active endpoints"));
+    assert!(fails(&d, &["network", "rm", "bridge"]).contains("pre-defined"));
+}
+
+#[test]
+fn default_bridge_publishes_on_every_local_address_and_survives_a_crash() {
+    let Some(mut d) = daemon_with_busybox("net-crash") else {
+        return;
+    };
+    let id = web(&d, "web", &["-p", "80"]);
+    let port = published_port(&d, "web");
+    let bridge_gateway = gateway(&d, "bridge");
+    for host in [Ipv4Addr::LOCALHOST, bridge_gateway] {
+        wait_for(
+            || http_hostname((host, port)).is_ok_and(|h| h == id),
+            "web published",
+        );
+    }
+    let resolv = run_sh(&d, &["--rm", "busybox"], "cat /etc/resolv.conf");
+    assert!(
+        resolv.contains(&format!("nameserver {bridge_gateway}")),
+        "{resolv}"
+    );
+
+    d.crash_and_restart();
+    assert_eq!(
+        http_hostname((Ipv4Addr::LOCALHOST, port)).unwrap(),
+        id,
+        "after the crash"
+    );
+    let again = published_port(&d, "web");
+    assert_eq!(again, port);
+    // A second container cannot take the same host port.
+    let out = fails(
+        &d,
+        &[
+            "run",
+            "-d",
+            "-p",
+            &format!("{port}:80"),
+            "busybox",
+            "sleep",
+            "9",
+        ],
+    );
+    assert!(out.contains("port is already allocated"), "{out}");
+    ok(&d, &["stop", "-t", "0", "web"]);
+    assert!(
+        http_hostname((Ipv4Addr::LOCALHOST, port)).is_err(),
+        "unpublished on stop"
+    );
+
+    // A clean shutdown with nothing running leaves no bridge, veth or table.
+    let bridge = inspect(
+        &d,
+        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        "bridge",
+    );
+    let table = bridge.replacen("ks", "kapsel-", 1);
+    drop(d);
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains(&bridge), "bridge {bridge} removed");
+    assert!(!links.contains(&format!("kv{id}")), "veth removed");
+    let table_listed = Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .unwrap();
+    assert!(!table_listed.status.success(), "table {table} removed");
+}
+
+#[test]
+fn internal_networks_reach_neither_out_nor_the_host() {
+    let Some(d) = daemon_with_busybox("net-internal") else {
+        return;
+    };
+    ok(&d, &["network", "create", "--internal", "sealed"]);
+    ok(&d, &["network", "create", "open"]);
+    // A server of the test's own on every host address (the bridges' gateways too).
+    let listener = TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nhost\n");
+        }
+    });
+    let reach = |network: &str| {
+        let gw = gateway(&d, network);
+        run_sh(
+            &d,
+            &["--rm", "--network", network, "busybox"],
+            &format!("nc -w 2 {gw} {port} </dev/null 2>/dev/null | tail -n 1; true"),
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(reach("open"), "host", "a normal network reaches the host");
+    assert_eq!(reach("sealed"), "", "an internal one does not");
+    let route = run_sh(&d, &["--rm", "--network", "sealed", "busybox"], "ip route");
+    assert!(!route.contains("default"), "no default route: {route}");
+    // Names still resolve on the internal network.
+    web(&d, "inside", &["--network", "sealed"]);
+    let id = inspect(&d, "{{.Id}}", "inside")[..12].to_string();
+    assert_eq!(fetch_from(&d, "sealed", "inside"), id);
+}
+
+#[test]
+fn bad_network_input_is_refused_and_leaves_nothing() {
+    let Some(d) = daemon_with_busybox("net-bad") else {
+        return;
+    };
+    ok(
+        &d,
+        &["network", "create", "--subnet", "10.123.0.0/24", "first"],
+    );
+    let out = fails(
+        &d,
+        &["network", "create", "--subnet", "10.123.0.0/16", "second"],
+    );
+    assert!(out.contains("overlaps"), "{out}");
+    assert!(fails(&d, &["network", "create", "first"]).contains("already exists"));
+    let out = fails(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "first",
+            "--ip",
+            "10.9.9.9",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(out.contains("10.9.9.9"), "{out}");
+    let out = fails(
+        &d,
+        &["run", "--rm", "--network", "nowhere", "busybox", "true"],
+    );
+    assert!(out.contains("network nowhere not found"), "{out}");
+    let out = fails(
+        &d,
+        &["run", "--rm", "--ip", "172.17.0.9", "busybox", "true"],
+    );
+    assert!(out.contains("user defined networks only"), "{out}");
+    // A static address works, and the same one is refused to a second container.
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "fixed",
+            "--network",
+            "first",
+            "--ip",
+            "10.123.0.50",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    );
+    assert_eq!(
+        inspect(&d, "{{.NetworkSettings.Networks.first.IPAddress}}", "fixed"),
+        "10.123.0.50"
+    );
+    let out = fails(
+        &d,
+        &[
+            "run",
+            "--name",
+            "twin",
+            "--network",
+            "first",
+            "--ip",
+            "10.123.0.50",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(out.contains("in use"), "{out}");
+    let twin = inspect(&d, "{{.Id}}", "twin");
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains(&format!("kv{}", &twin[..12])),
+        "no veth of the failed start"
+    );
+    assert!(
+        !d.dir.join("run/netns").join(&twin[..12]).exists(),
+        "no namespace of the failed start"
+    );
+}
