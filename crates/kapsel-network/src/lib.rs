@@ -9,6 +9,7 @@
 //!   connection logging), rendered whole from the engine's state and applied atomically.
 //! - [`dns`]: the embedded resolver serving container names on user-defined networks.
 
+pub mod connlog;
 pub mod dns;
 pub mod error;
 pub mod firewall;

@@ -159,6 +159,8 @@ mod tests {
             state: Default::default(),
             restart_count: 0,
             log_path: String::new(),
+            networks: Default::default(),
+            ports: Vec::new(),
         }
     }
 
