@@ -182,7 +182,7 @@ pub async fn put(
 }
 
 /// Sends the first answer; later ones are dropped.
-fn answer<T>(ready: &Mutex<Option<oneshot::Sender<T>>>, value: T) {
+pub(super) fn answer<T>(ready: &Mutex<Option<oneshot::Sender<T>>>, value: T) {
     if let Some(tx) = ready.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = tx.send(value);
     }

@@ -35,6 +35,10 @@ impl From<ContainerError> for ApiError {
                 let Image(image) = err else { unreachable!() };
                 return ApiError::from(image);
             }
+            Volume(_) => {
+                let Volume(volume) = err else { unreachable!() };
+                return ApiError::from(volume);
+            }
             Db(_) | DbOpen { .. } | Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, err.to_string())
@@ -223,7 +227,12 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Response {
-    done(state.engine.remove(&id, flag(&params, "force")).await)
+    done(
+        state
+            .engine
+            .remove(&id, flag(&params, "force"), flag(&params, "v"))
+            .await,
+    )
 }
 
 pub async fn wait(

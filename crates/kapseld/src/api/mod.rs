@@ -10,13 +10,14 @@ mod stats;
 mod stream;
 mod system;
 mod update;
+mod volumes;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, delete, get, post, put};
 use axum::Router;
 
 use kapsel_image::store::ImageStore;
@@ -78,6 +79,12 @@ pub fn service(state: AppState) -> Router {
         .route("/containers/{id}/update", post(update::update))
         .route("/containers/prune", post(update::prune))
         .route("/containers/{id}", delete(containers::remove))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove))
+        .route("/volumes/{name}/export", get(volumes::export))
+        .route("/volumes/{name}/import", put(volumes::import))
         .route("/exec/{id}/start", post(containers::exec_start))
         .route("/exec/{id}/resize", post(containers::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))

@@ -159,6 +159,7 @@ mod tests {
             state: Default::default(),
             restart_count: 0,
             log_path: String::new(),
+            mount_points: Vec::new(),
         }
     }
 

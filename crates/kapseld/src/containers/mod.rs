@@ -9,6 +9,7 @@ pub mod exec;
 pub mod fs;
 pub mod inspect;
 pub mod logs;
+pub mod mounts;
 pub mod names;
 pub mod record;
 pub mod restart;
@@ -17,6 +18,7 @@ pub mod stats;
 pub mod supervisor;
 pub mod update;
 pub mod user;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -65,6 +67,8 @@ pub enum ContainerError {
     NotModified,
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
     #[error("container database: {0}")]
     Db(rusqlite::Error),
     #[error("opening the container database {path}: {source}")]
@@ -178,6 +182,7 @@ pub struct Engine {
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     pub execs: exec::Execs,
     pub events: Events,
+    pub volumes: Arc<crate::volumes::Volumes>,
 }
 
 impl Engine {
@@ -193,6 +198,7 @@ impl Engine {
         }
         let db = ContainerDb::open(&config.data_root.join("containers.db"))?;
         let records = db.load_all()?;
+        let volumes = Arc::new(crate::volumes::Volumes::open(&config.data_root)?);
         let engine = Arc::new(Engine {
             config,
             images,
@@ -200,6 +206,7 @@ impl Engine {
             containers: Mutex::new(BTreeMap::new()),
             execs: exec::Execs::default(),
             events: Events::default(),
+            volumes,
         });
         for record in records {
             let container = Container::new(record);
@@ -305,6 +312,13 @@ impl Engine {
             return Err(ContainerError::NoCommand);
         };
         log_options(&host_config, &self.config, Path::new(""))?;
+        let anonymous = merge_image_volumes(&mut config, &image_config);
+        let mount_plan = mounts::plan(&mounts::PlanInputs {
+            host: &host_config,
+            anonymous,
+            volumes_from: &|name| Ok(self.get(name)?.record().mount_points.clone()),
+            volumes: &self.volumes,
+        })?;
         restart::validate(&host_config.restart_policy).map_err(ContainerError::InvalidConfig)?;
         if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
         {
@@ -328,6 +342,10 @@ impl Engine {
             None => names::generate_name(|n| taken_name(n).is_some()),
         };
         let id = names::new_id(|short| containers.keys().any(|k| k.starts_with(short)));
+        let (mount_points, new_volumes) = mount_plan.realise(&self.volumes)?;
+        for volume in &new_volumes {
+            self.emit_volume(&volume.name, "create", &[]);
+        }
         let data_dir = self.data_dir(&id);
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| ContainerError::io(&format!("creating {}", data_dir.display()), e))?;
@@ -347,6 +365,7 @@ impl Engine {
             host_config,
             state: State::default(),
             restart_count: 0,
+            mount_points,
         };
         self.save(&record)?;
         containers.insert(id, Container::new(record.clone()));
@@ -415,7 +434,12 @@ impl Engine {
             let rootfs = tokio::task::spawn_blocking(move || images.prepare_rootfs(&image_id, &id))
                 .await
                 .expect("rootfs task")?;
-            self.launch(container, &record, &rootfs).await
+            self.mount_volumes(&record, &rootfs).await?;
+            let launched = self.launch(container, &record, &rootfs).await;
+            if launched.is_err() {
+                self.unmount_volumes(&record);
+            }
+            launched
         };
         match launched.await {
             Ok(started) => {
@@ -447,7 +471,7 @@ impl Engine {
                     // also answers a client waiting for "removed".
                     let engine = self.clone();
                     tokio::spawn(async move {
-                        let _ = engine.remove(&record.id, true).await;
+                        let _ = engine.remove(&record.id, true, true).await;
                     });
                 }
                 Err(e)
@@ -550,6 +574,7 @@ impl Engine {
             shim_start_time: state.shim_start_time,
             pid: state.pid,
         };
+        self.count_volume_users(&container.record());
         // wait_for_exit returns at once for a shim that is gone.
         self.watch(container, started);
     }
@@ -568,6 +593,7 @@ impl Engine {
         let images = self.images.clone();
         let unmount_id = id.clone();
         let _ = tokio::task::spawn_blocking(move || images.unmount_rootfs(&unmount_id)).await;
+        self.unmount_volumes(&container.snapshot());
         let (code, auto_remove, restart_after) = {
             let mut r = container.record();
             r.state.status = Status::Exited;
@@ -604,7 +630,7 @@ impl Engine {
         if let Some(delay) = restart_after {
             self.schedule_restart(container.clone(), delay);
         } else if auto_remove {
-            if let Err(e) = self.remove(&id, true).await {
+            if let Err(e) = self.remove(&id, true, true).await {
                 tracing::error!(container = %id, "removing a --rm container: {e}");
             }
         }
@@ -830,8 +856,9 @@ impl Engine {
         Ok(())
     }
 
-    /// `DELETE /containers/{id}`: a running container only with `force` (killed first).
-    pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}`: a running container only with `force` (killed first);
+    /// its anonymous volumes too with `remove_volumes` (`rm -v`, and `--rm` containers).
+    pub async fn remove(&self, name: &str, force: bool, remove_volumes: bool) -> Result<()> {
         let container = self.get(name)?;
         let _op = container.op_lock.lock().await;
         let record = container.snapshot();
@@ -865,6 +892,9 @@ impl Engine {
         self.execs.forget_container(&record.id);
         container.lifecycle.send_modify(|l| l.removed = true);
         self.emit(&record, "destroy", &[]);
+        if remove_volumes {
+            self.remove_anonymous_volumes(&record);
+        }
         Ok(())
     }
 
@@ -960,6 +990,24 @@ fn merge_image_config(config: &mut Config, image: &Value) {
         .unwrap_or_default();
     labels.extend(config.labels.take().unwrap_or_default());
     config.labels = Some(labels);
+}
+
+/// The image's `VOLUME`s joined to the request's `Volumes` (inspect shows them all, as
+/// dockerd does); returns their paths, the container's anonymous volumes.
+fn merge_image_volumes(config: &mut Config, image: &Value) -> Vec<String> {
+    let mut volumes = serde_json::Map::new();
+    for source in [image.get("Volumes"), config.extra.get("Volumes")] {
+        if let Some(Value::Object(paths)) = source {
+            volumes.extend(paths.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    let paths = volumes.keys().cloned().collect();
+    if !volumes.is_empty() {
+        config
+            .extra
+            .insert("Volumes".into(), Value::Object(volumes));
+    }
+    paths
 }
 
 /// Sets each `KEY=value` of `overrides` in `env`, replacing a variable of the same name.
