@@ -188,8 +188,13 @@ fn volume_events_are_reported() {
     };
     ok(&d, &["run", "--rm", "-v", "ev:/e", "busybox", "true"]);
     ok(&d, &["volume", "rm", "ev"]);
-    let events = ok(&d, &["events", "--since", "0", "--until", "+1s", "--filter", "type=volume",
-        "--format", "{{.Action}} {{.Actor.ID}}"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (since, until) = (format!("{:.3}", now - 60.0), format!("{:.3}", now + 0.5));
+    let events = ok(&d, &["events", "--since", &since, "--until", &until, "--filter",
+        "type=volume", "--format", "{{.Action}} {{.Actor.ID}}"]);
     let actions: Vec<&str> = events.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(actions, ["create", "mount", "unmount", "destroy"], "{events}");
 }
