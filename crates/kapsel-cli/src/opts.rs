@@ -777,7 +777,10 @@ pub fn parse_mount(spec: &str) -> Result<Value> {
             }
             "volume-opt" | "volume-label" => {
                 let (k, v) = need()?.split_once('=').ok_or_else(|| {
-                    invalid(format!("invalid value for {key}: {} (want key=value)", value.unwrap_or("")))
+                    invalid(format!(
+                        "invalid value for {key}: {} (want key=value)",
+                        value.unwrap_or("")
+                    ))
                 })?;
                 let (section, field) = if key == "volume-opt" {
                     ("DriverConfig", "Options")

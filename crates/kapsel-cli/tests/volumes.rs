@@ -111,7 +111,13 @@ fn set_user_xattr(path: &Path, value: &str) {
             0,
         )
     };
-    assert_eq!(r, 0, "setxattr on {}: {}", path.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "setxattr on {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 #[test]
@@ -119,12 +125,24 @@ fn export_remove_import_round_trip_is_identical() {
     let Some(d) = daemon_with_busybox("vol-backup") else {
         return;
     };
-    assert_eq!(d.ok(&["volume", "create", "--label", "k=v", "backup"]), "backup\n");
+    assert_eq!(
+        d.ok(&["volume", "create", "--label", "k=v", "backup"]),
+        "backup\n"
+    );
     let populate = "cd /v && mkdir -p a/b empty && echo one > a/f && echo two > a/b/g \
         && printf '\\000\\001binary' > bin && ln a/f a/hard && ln -s a/f rel && ln -s /etc/passwd abs \
         && chown 1234:5678 a/f && chown -R 42:43 a/b && chmod 0600 a/f && chmod 4755 bin \
         && chmod 0700 a/b && mkfifo pipe && chmod 0711 /v && chown 7:8 /v";
-    d.ok(&["run", "--rm", "-v", "backup:/v", "busybox", "sh", "-c", populate]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "backup:/v",
+        "busybox",
+        "sh",
+        "-c",
+        populate,
+    ]);
     let data = mountpoint(&d, "backup");
     set_user_xattr(&Path::new(&data).join("a/b/g"), "kept");
     let before = manifest(Path::new(&data));
@@ -140,14 +158,24 @@ fn export_remove_import_round_trip_is_identical() {
 
     assert_eq!(d.ok(&["volume", "rm", "backup"]), "backup\n");
     assert!(d.kapsel(&["volume", "inspect", "backup"]).code != 0);
-    let out = d.kapsel_in(&["volume", "import", "backup"], Some(&std::fs::read(&file).unwrap()));
+    let out = d.kapsel_in(
+        &["volume", "import", "backup"],
+        Some(&std::fs::read(&file).unwrap()),
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let after = manifest(Path::new(&mountpoint(&d, "backup")));
     assert_eq!(before, after);
     // And from a file, over the data that is there: still the same.
     d.ok(&["volume", "import", "backup", "-i", &file.to_string_lossy()]);
     assert_eq!(before, manifest(Path::new(&mountpoint(&d, "backup"))));
-    let listed = d.ok(&["volume", "ls", "--filter", "dangling=true", "--format", "{{.Name}} {{.Driver}}"]);
+    let listed = d.ok(&[
+        "volume",
+        "ls",
+        "--filter",
+        "dangling=true",
+        "--format",
+        "{{.Name}} {{.Driver}}",
+    ]);
     assert_eq!(listed, "backup local\n");
 }
 
@@ -158,7 +186,11 @@ fn hostile_archives_cannot_write_outside_the_volume() {
     };
     let outside = d.dir.join("outside");
     std::fs::create_dir_all(&outside).unwrap();
-    let entry = |b: &mut tar::Builder<Vec<u8>>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]| {
+    let entry = |b: &mut tar::Builder<Vec<u8>>,
+                 name: &str,
+                 kind: tar::EntryType,
+                 link: &str,
+                 data: &[u8]| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(0o644);
@@ -176,8 +208,20 @@ fn hostile_archives_cannot_write_outside_the_volume() {
     // refused; nothing reaches the host.
     let mut through_link = tar::Builder::new(Vec::new());
     let target = outside.to_string_lossy().into_owned();
-    entry(&mut through_link, "escape", tar::EntryType::Symlink, &target, b"");
-    entry(&mut through_link, "escape/pwned", tar::EntryType::Regular, "", b"x");
+    entry(
+        &mut through_link,
+        "escape",
+        tar::EntryType::Symlink,
+        &target,
+        b"",
+    );
+    entry(
+        &mut through_link,
+        "escape/pwned",
+        tar::EntryType::Regular,
+        "",
+        b"x",
+    );
     let archive = through_link.into_inner().unwrap();
     let out = d.kapsel_in(&["volume", "import", "hostile"], Some(&archive));
     assert_ne!(out.code, 0, "{out:?}");
@@ -188,7 +232,10 @@ fn hostile_archives_cannot_write_outside_the_volume() {
     let out = d.kapsel_in(&["volume", "import", "hostile"], Some(&archive));
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!outside.join("pwned").exists());
-    assert!(Path::new(&data).join(target.trim_start_matches('/')).join("pwned").exists());
+    assert!(Path::new(&data)
+        .join(target.trim_start_matches('/'))
+        .join("pwned")
+        .exists());
     // `..` in names and hard links out of the volume are refused.
     for (name, kind, link) in [
         ("../../pwned", tar::EntryType::Regular, ""),
@@ -196,7 +243,10 @@ fn hostile_archives_cannot_write_outside_the_volume() {
     ] {
         let mut b = tar::Builder::new(Vec::new());
         entry(&mut b, name, kind, link, b"");
-        let out = d.kapsel_in(&["volume", "import", "hostile"], Some(&b.into_inner().unwrap()));
+        let out = d.kapsel_in(
+            &["volume", "import", "hostile"],
+            Some(&b.into_inner().unwrap()),
+        );
         assert_ne!(out.code, 0, "{name}: {out:?}");
     }
     assert!(!d.dir.join("pwned").exists());
@@ -208,22 +258,54 @@ fn export_freezes_running_writers_and_import_refuses_them() {
     let Some(d) = daemon_with_busybox("vol-freeze") else {
         return;
     };
-    d.ok(&["run", "-d", "--name", "writer", "-v", "busy:/v", "busybox", "sh", "-c",
-        "while true; do echo line >> /v/log; done"]);
-    let out = d.kapsel(&["volume", "export", "busy", "-o", &d.dir.join("busy.tar").to_string_lossy()]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "-v",
+        "busy:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo line >> /v/log; done",
+    ]);
+    let out = d.kapsel(&[
+        "volume",
+        "export",
+        "busy",
+        "-o",
+        &d.dir.join("busy.tar").to_string_lossy(),
+    ]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("WARNING") && out.stderr.contains("paused"), "{out:?}");
+    assert!(
+        out.stderr.contains("WARNING") && out.stderr.contains("paused"),
+        "{out:?}"
+    );
     let status = d.ok(&["inspect", "-f", "{{.State.Status}}", "writer"]);
     assert_eq!(status, "running\n");
-    let refused = d.kapsel_in(&["volume", "import", "busy"], Some(&std::fs::read(d.dir.join("busy.tar")).unwrap()));
+    let refused = d.kapsel_in(
+        &["volume", "import", "busy"],
+        Some(&std::fs::read(d.dir.join("busy.tar")).unwrap()),
+    );
     assert_ne!(refused.code, 0);
-    assert!(refused.stderr.contains("in use by running container"), "{refused:?}");
+    assert!(
+        refused.stderr.contains("in use by running container"),
+        "{refused:?}"
+    );
     // The writer runs on after the freeze: its log still grows.
-    let size = || std::fs::metadata(Path::new(&mountpoint(&d, "busy")).join("log")).unwrap().len();
+    let size = || {
+        std::fs::metadata(Path::new(&mountpoint(&d, "busy")).join("log"))
+            .unwrap()
+            .len()
+    };
     let first = size();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while size() == first {
-        assert!(std::time::Instant::now() < deadline, "the writer stayed frozen");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer stayed frozen"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

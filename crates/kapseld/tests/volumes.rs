@@ -30,11 +30,19 @@ fn named_volume_data_outlives_containers_and_daemon_crashes() {
     );
     assert_eq!(volume_names(&d), ["keep"]);
     ok(&d, &["rm", "writer"]);
-    let read = run_sh(&d, &["--rm", "-v", "keep:/data", "busybox"], "cat /data/file");
+    let read = run_sh(
+        &d,
+        &["--rm", "-v", "keep:/data", "busybox"],
+        "cat /data/file",
+    );
     assert_eq!(read, "first\n");
 
     d.crash_and_restart();
-    let read = run_sh(&d, &["--rm", "-v", "keep:/data", "busybox"], "cat /data/file");
+    let read = run_sh(
+        &d,
+        &["--rm", "-v", "keep:/data", "busybox"],
+        "cat /data/file",
+    );
     assert_eq!(read, "first\n");
     let mountpoint = inspect(&d, "{{.Mountpoint}}", "keep");
     assert_eq!(
@@ -59,23 +67,49 @@ fn copy_up_fills_new_volumes_with_the_images_files_owners_and_modes() {
     );
     ok(
         &d,
-        &["commit", "--change", "VOLUME /seed", "base", "seeded:latest"],
+        &[
+            "commit",
+            "--change",
+            "VOLUME /seed",
+            "base",
+            "seeded:latest",
+        ],
     );
     let listing = "stat -c '%n %u:%g %a' /seed /seed/sub /seed/sub/f && cat /seed/sub/f";
-    let want = "/seed 65534:0 750\n/seed/sub 65534:65534 755\n/seed/sub/f 65534:65534 640\nseeded\n";
+    let want =
+        "/seed 65534:0 750\n/seed/sub 65534:65534 755\n/seed/sub/f 65534:65534 640\nseeded\n";
     // The image's VOLUME: an anonymous volume, filled from the image.
     let anonymous = run_sh(&d, &["--name", "anon", "seeded"], listing);
     assert_eq!(anonymous, want);
-    let mounts = inspect(&d, "{{range .Mounts}}{{.Type}} {{.Destination}} {{len .Name}}{{end}}", "anon");
+    let mounts = inspect(
+        &d,
+        "{{range .Mounts}}{{.Type}} {{.Destination}} {{len .Name}}{{end}}",
+        "anon",
+    );
     assert_eq!(mounts, "volume /seed 64");
     // A new named volume over the same path is filled the same way.
-    assert_eq!(run_sh(&d, &["--rm", "-v", "named:/seed", "seeded"], listing), want);
+    assert_eq!(
+        run_sh(&d, &["--rm", "-v", "named:/seed", "seeded"], listing),
+        want
+    );
     // nocopy: the new volume stays empty.
-    let empty = run_sh(&d, &["--rm", "-v", "bare:/seed:nocopy", "seeded"], "ls -A /seed | wc -l");
+    let empty = run_sh(
+        &d,
+        &["--rm", "-v", "bare:/seed:nocopy", "seeded"],
+        "ls -A /seed | wc -l",
+    );
     assert_eq!(empty.trim(), "0");
     // A volume that has data keeps it: no copy over it.
-    run_sh(&d, &["--rm", "-v", "named:/seed", "busybox"], "rm /seed/sub/f");
-    let kept = run_sh(&d, &["--rm", "-v", "named:/seed", "seeded"], "ls /seed/sub | wc -l");
+    run_sh(
+        &d,
+        &["--rm", "-v", "named:/seed", "busybox"],
+        "rm /seed/sub/f",
+    );
+    let kept = run_sh(
+        &d,
+        &["--rm", "-v", "named:/seed", "seeded"],
+        "ls /seed/sub | wc -l",
+    );
     assert_eq!(kept.trim(), "0");
 }
 
@@ -84,21 +118,53 @@ fn read_only_mounts_and_volumes_from_share_data() {
     let Some(d) = daemon_with_busybox("vol-ro") else {
         return;
     };
-    run_sh(&d, &["--name", "owner", "-v", "shared:/shared", "-v", "/anon", "busybox"],
-        "echo hello > /shared/f && echo anon > /anon/g");
+    run_sh(
+        &d,
+        &[
+            "--name",
+            "owner",
+            "-v",
+            "shared:/shared",
+            "-v",
+            "/anon",
+            "busybox",
+        ],
+        "echo hello > /shared/f && echo anon > /anon/g",
+    );
     let (code, out, err) = common::docker_full(
         &d,
-        &["run", "--rm", "-v", "shared:/shared:ro", "busybox", "sh", "-c", "echo x > /shared/f"],
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "shared:/shared:ro",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /shared/f",
+        ],
         None,
     );
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("Read-only file system"), "{err}");
-    let read = run_sh(&d, &["--rm", "--volumes-from", "owner", "busybox"],
-        "cat /shared/f /anon/g && echo more >> /shared/f");
+    let read = run_sh(
+        &d,
+        &["--rm", "--volumes-from", "owner", "busybox"],
+        "cat /shared/f /anon/g && echo more >> /shared/f",
+    );
     assert_eq!(read, "hello\nanon\n");
     let (code, _, err) = common::docker_full(
         &d,
-        &["run", "--rm", "--volumes-from", "owner:ro", "busybox", "sh", "-c", "echo x > /anon/g"],
+        &[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "owner:ro",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /anon/g",
+        ],
         None,
     );
     assert_ne!(code, 0);
@@ -107,8 +173,15 @@ fn read_only_mounts_and_volumes_from_share_data() {
     std::fs::create_dir_all(&bind_dir).unwrap();
     std::fs::write(bind_dir.join("h"), "from host\n").unwrap();
     let spec = format!("type=bind,source={},target=/h,readonly", bind_dir.display());
-    let read = run_sh(&d, &["--rm", "--mount", &spec, "busybox"], "cat /h/h; touch /h/x 2>&1 || true");
-    assert!(read.starts_with("from host\n") && read.contains("Read-only"), "{read}");
+    let read = run_sh(
+        &d,
+        &["--rm", "--mount", &spec, "busybox"],
+        "cat /h/h; touch /h/x 2>&1 || true",
+    );
+    assert!(
+        read.starts_with("from host\n") && read.contains("Read-only"),
+        "{read}"
+    );
 }
 
 #[test]
@@ -116,7 +189,12 @@ fn rm_v_drops_anonymous_volumes_and_keeps_named_ones() {
     let Some(d) = daemon_with_busybox("vol-rmv") else {
         return;
     };
-    ok(&d, &["run", "--name", "user", "-v", "named:/n", "-v", "/anon", "busybox", "true"]);
+    ok(
+        &d,
+        &[
+            "run", "--name", "user", "-v", "named:/n", "-v", "/anon", "busybox", "true",
+        ],
+    );
     let before = volume_names(&d);
     assert_eq!(before.len(), 2, "{before:?}");
     let anonymous = before.iter().find(|n| n.len() == 64).unwrap().clone();
@@ -130,7 +208,10 @@ fn rm_v_drops_anonymous_volumes_and_keeps_named_ones() {
     assert!(!volume_names(&d).contains(&anonymous));
     // --rm drops anonymous volumes too.
     ok(&d, &["run", "--rm", "-v", "/anon2", "busybox", "true"]);
-    wait_for(|| volume_names(&d) == ["named"], "--rm to drop its anonymous volume");
+    wait_for(
+        || volume_names(&d) == ["named"],
+        "--rm to drop its anonymous volume",
+    );
     // prune keeps named volumes unless --all.
     ok(&d, &["volume", "prune", "-f"]);
     assert_eq!(volume_names(&d), ["named"]);
@@ -144,14 +225,47 @@ fn tmpfs_volumes_vanish_when_their_container_stops() {
     let Some(d) = daemon_with_busybox("vol-tmpfs") else {
         return;
     };
-    ok(&d, &["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "scratch"]);
-    ok(&d, &["run", "-d", "--name", "tmp", "-v", "scratch:/t", "busybox", "sh", "-c",
-        "echo temp > /t/f; sleep 1000"]);
-    wait_for(|| d.docker(&["exec", "tmp", "cat", "/t/f"]).1 == "temp\n", "the tmpfs write");
+    ok(
+        &d,
+        &[
+            "volume",
+            "create",
+            "-o",
+            "type=tmpfs",
+            "-o",
+            "device=tmpfs",
+            "-o",
+            "o=size=1m",
+            "scratch",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "tmp",
+            "-v",
+            "scratch:/t",
+            "busybox",
+            "sh",
+            "-c",
+            "echo temp > /t/f; sleep 1000",
+        ],
+    );
+    wait_for(
+        || d.docker(&["exec", "tmp", "cat", "/t/f"]).1 == "temp\n",
+        "the tmpfs write",
+    );
     let fs = ok(&d, &["exec", "tmp", "sh", "-c", "grep ' /t ' /proc/mounts"]);
     assert!(fs.starts_with("tmpfs"), "{fs}");
     ok(&d, &["stop", "-t", "0", "tmp"]);
-    let after = run_sh(&d, &["--rm", "-v", "scratch:/t", "busybox"], "ls -A /t | wc -l");
+    let after = run_sh(
+        &d,
+        &["--rm", "-v", "scratch:/t", "busybox"],
+        "ls -A /t | wc -l",
+    );
     assert_eq!(after.trim(), "0");
     let options = inspect(&d, "{{.Options.type}} {{.Options.o}}", "scratch");
     assert_eq!(options, "tmpfs size=1m");
@@ -162,12 +276,42 @@ fn bad_mounts_are_refused_with_dockers_errors_and_change_nothing() {
     let Some(d) = daemon_with_busybox("vol-bad") else {
         return;
     };
-    let bad_name = fails(&d, &["run", "--rm", "-v", "ok1:/a", "-v", "bad$:/x", "busybox", "true"]);
-    assert!(bad_name.contains("includes invalid characters for a local volume name"), "{bad_name}");
-    let missing = fails(&d, &["run", "--rm", "--mount",
-        "type=bind,source=/nonexistent/kapsel-test,target=/x", "busybox", "true"]);
-    assert!(missing.contains("bind source path does not exist: /nonexistent/kapsel-test"), "{missing}");
-    let relative = fails(&d, &["run", "--rm", "--mount", "type=volume,source=v,target=rel", "busybox", "true"]);
+    let bad_name = fails(
+        &d,
+        &[
+            "run", "--rm", "-v", "ok1:/a", "-v", "bad$:/x", "busybox", "true",
+        ],
+    );
+    assert!(
+        bad_name.contains("includes invalid characters for a local volume name"),
+        "{bad_name}"
+    );
+    let missing = fails(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=bind,source=/nonexistent/kapsel-test,target=/x",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(
+        missing.contains("bind source path does not exist: /nonexistent/kapsel-test"),
+        "{missing}"
+    );
+    let relative = fails(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=v,target=rel",
+            "busybox",
+            "true",
+        ],
+    );
     assert!(relative.contains("must be absolute"), "{relative}");
     let bad_opt = fails(&d, &["volume", "create", "-o", "colour=red", "v2"]);
     assert!(bad_opt.contains("invalid option key"), "{bad_opt}");
@@ -175,7 +319,11 @@ fn bad_mounts_are_refused_with_dockers_errors_and_change_nothing() {
     assert!(ok(&d, &["ps", "-aq"]).trim().is_empty());
     // -v creates a missing host directory, as Docker does.
     let source = d.dir.join("made-by-v");
-    run_sh(&d, &["--rm", "-v", &format!("{}:/m", source.display()), "busybox"], "touch /m/x");
+    run_sh(
+        &d,
+        &["--rm", "-v", &format!("{}:/m", source.display()), "busybox"],
+        "touch /m/x",
+    );
     assert!(source.join("x").exists());
     let gone = fails(&d, &["volume", "inspect", "nope"]);
     assert!(gone.contains("no such volume"), "{gone}");
@@ -193,10 +341,29 @@ fn volume_events_are_reported() {
         .unwrap()
         .as_secs_f64();
     let (since, until) = (format!("{:.3}", now - 60.0), format!("{:.3}", now + 0.5));
-    let events = ok(&d, &["events", "--since", &since, "--until", &until, "--filter",
-        "type=volume", "--format", "{{.Action}} {{.Actor.ID}}"]);
-    let actions: Vec<&str> = events.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(actions, ["create", "mount", "unmount", "destroy"], "{events}");
+    let events = ok(
+        &d,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=volume",
+            "--format",
+            "{{.Action}} {{.Actor.ID}}",
+        ],
+    );
+    let actions: Vec<&str> = events
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["create", "mount", "unmount", "destroy"],
+        "{events}"
+    );
 }
 
 #[test]
@@ -210,10 +377,76 @@ fn docker_py_drives_volumes() {
         .arg(format!("unix://{}", d.socket().display()))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if text.contains("No module named 'docker'") {
         eprintln!("SKIP: python3-docker is not installed (scripts/install-deps.sh installs it)");
         return;
     }
-    assert!(out.status.success() && text.contains("docker-py volumes ok"), "{text}");
+    assert!(
+        out.status.success() && text.contains("docker-py volumes ok"),
+        "{text}"
+    );
+}
+
+/// docker-compose 1.29 (Debian's package), with `network_mode: none`: it needs no
+/// /networks endpoints then.
+#[test]
+fn compose_project_keeps_its_named_volume_across_down_and_up() {
+    let Some(d) = daemon_with_busybox("vol-compose") else {
+        return;
+    };
+    if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: docker-compose is not installed (scripts/install-deps.sh installs it)");
+        return;
+    }
+    let project = d.dir.join("project");
+    std::fs::create_dir_all(project.join("hostdir")).unwrap();
+    std::fs::write(
+        project.join("docker-compose.yml"),
+        r#"version: "3.7"
+services:
+  app:
+    image: busybox
+    network_mode: none
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "echo run >> /data/runs; cp /data/runs /host/runs; sleep 1000"]
+    volumes:
+      - appdata:/data
+      - ./hostdir:/host
+volumes:
+  appdata:
+"#,
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let out = Command::new("docker-compose")
+            .current_dir(&project)
+            .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+            .args(["-p", "kapseltest"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "docker-compose {args:?}: {text}");
+    };
+    let runs = || std::fs::read_to_string(project.join("hostdir/runs")).unwrap_or_default();
+    compose(&["up", "-d"]);
+    wait_for(|| runs() == "run\n", "the first run to write");
+    assert_eq!(volume_names(&d), ["kapseltest_appdata"]);
+    compose(&["down"]);
+    assert!(ok(&d, &["ps", "-aq"]).trim().is_empty());
+    assert_eq!(volume_names(&d), ["kapseltest_appdata"]);
+    compose(&["up", "-d"]);
+    wait_for(
+        || runs() == "run\nrun\n",
+        "the second run to see the first one's data",
+    );
+    compose(&["down", "-v"]);
+    assert!(volume_names(&d).is_empty(), "{:?}", volume_names(&d));
 }

@@ -8,7 +8,9 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use super::image::{refuse_terminal, upload_source, write_download};
-use super::{each, failed, filters_json, prune_report, write_stdout, CmdError, InspectArgs, Outcome};
+use super::{
+    each, failed, filters_json, prune_report, write_stdout, CmdError, InspectArgs, Outcome,
+};
 use crate::client::{Client, Query};
 use crate::format::{self, Template};
 
@@ -107,22 +109,23 @@ fn pairs(items: &[String]) -> Map<String, Value> {
 }
 
 pub async fn create(client: &Client, args: CreateArgs) -> Outcome {
-    let name = match (&args.name_flag, &args.name) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(failed(&format!(
-                "conflicting options: either specify --name or provide positional arg, not both"
-            )))
-        }
-        (Some(n), _) | (None, Some(n)) => n.clone(),
-        (None, None) => String::new(),
-    };
+    let name =
+        match (&args.name_flag, &args.name) {
+            (Some(a), Some(b)) if a != b => return Err(failed(
+                "conflicting options: either specify --name or provide positional arg, not both",
+            )),
+            (Some(n), _) | (None, Some(n)) => n.clone(),
+            (None, None) => String::new(),
+        };
     let body = json!({
         "Name": name,
         "Driver": args.driver,
         "DriverOpts": pairs(&args.opts),
         "Labels": pairs(&args.labels),
     });
-    let volume = client.post("/volumes/create", &Query::new(), Some(&body)).await?;
+    let volume = client
+        .post("/volumes/create", &Query::new(), Some(&body))
+        .await?;
     write_stdout(format!("{}\n", volume["Name"].as_str().unwrap_or("")).as_bytes())?;
     Ok(0)
 }
@@ -255,7 +258,9 @@ pub async fn export(client: &Client, args: ExportArgs) -> Outcome {
 /// missing).
 pub async fn import(client: &Client, args: ImportArgs) -> Outcome {
     if args.input.is_none() && crate::tty::stdin_is_terminal() {
-        return Err(failed("requested import from stdin, but stdin is a terminal"));
+        return Err(failed(
+            "requested import from stdin, but stdin is a terminal",
+        ));
     }
     let (body, bar) = upload_source(args.input.as_deref(), "Importing").await?;
     let response = client

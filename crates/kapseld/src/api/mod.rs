@@ -82,7 +82,10 @@ pub fn service(state: AppState) -> Router {
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))
-        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/volumes/{name}/export", get(volumes::export))
         .route("/volumes/{name}/import", put(volumes::import))
         .route("/exec/{id}/start", post(containers::exec_start))

@@ -137,7 +137,11 @@ pub async fn remove(
     Query(params): Params,
 ) -> Result<StatusCode, ApiError> {
     let force = flag(&params, "force");
-    blocking(&state, move |engine| Ok(engine.remove_volume(&name, force)?)).await?;
+    blocking(
+        &state,
+        move |engine| Ok(engine.remove_volume(&name, force)?),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -242,6 +246,7 @@ pub async fn import(
             .await
     });
     body::forward(request, tx).await;
-    task.await.map_err(|e| ApiError::internal(e.to_string()))??;
+    task.await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(StatusCode::OK)
 }

@@ -208,7 +208,8 @@ impl Engine {
             events: Events::default(),
             volumes,
         });
-        for record in records {
+        for mut record in records {
+            engine.resolve_older_mounts(&mut record);
             let container = Container::new(record);
             engine
                 .containers()
@@ -216,6 +217,31 @@ impl Engine {
             engine.adopt(container);
         }
         Ok(engine)
+    }
+
+    /// A record written before mount points were resolved at create: its binds and
+    /// mounts are resolved now (once: the result is saved).
+    fn resolve_older_mounts(&self, record: &mut Record) {
+        let host = &record.host_config;
+        if !record.mount_points.is_empty() || (host.binds.is_none() && host.mounts.is_none()) {
+            return;
+        }
+        let resolved = mounts::plan(&mounts::PlanInputs {
+            host,
+            anonymous: Vec::new(),
+            volumes_from: &|name| Err(ContainerError::NotFound(name.into())),
+            volumes: &self.volumes,
+        })
+        .and_then(|plan| plan.realise(&self.volumes));
+        match resolved {
+            Ok((points, _)) => {
+                record.mount_points = points;
+                if let Err(e) = self.save(record) {
+                    tracing::warn!(container = %record.id, "saving its mount points: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(container = %record.id, "resolving its mounts: {e}"),
+        }
     }
 
     fn containers(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Container>>> {

@@ -13,8 +13,7 @@ use crate::volumes::{self, CreateVolume, Volume, Volumes, ANONYMOUS_LABEL};
 
 /// Modes `-v` accepts (SELinux labels `z`/`Z` are accepted and have no effect here).
 const MODES: &[&str] = &[
-    "ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave", "private",
-    "rprivate",
+    "ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave", "private", "rprivate",
 ];
 
 const PROPAGATIONS: &[&str] = &[
@@ -91,7 +90,10 @@ pub fn plan(inputs: &PlanInputs) -> Result<Plan, ContainerError> {
 impl Plan {
     /// Creates what the mounts need: volumes not there yet (returned, for their events)
     /// and missing `-v` bind sources, as dockerd makes them.
-    pub fn realise(self, volumes: &Volumes) -> Result<(Vec<MountPoint>, Vec<Volume>), ContainerError> {
+    pub fn realise(
+        self,
+        volumes: &Volumes,
+    ) -> Result<(Vec<MountPoint>, Vec<Volume>), ContainerError> {
         let mut points = Vec::new();
         let mut created = Vec::new();
         for Planned { mut point, volume } in self.0 {
@@ -131,7 +133,8 @@ fn parse_bind(spec: &str, volumes: &Volumes) -> Result<Planned, ContainerError> 
     } else {
         MountKind::Volume
     };
-    let destination = clean_destination(destination, kind.as_str()).map_err(|e| bad(e.to_string()))?;
+    let destination =
+        clean_destination(destination, kind.as_str()).map_err(|e| bad(e.to_string()))?;
     let options: Vec<&str> = mode.split(',').filter(|o| !o.is_empty()).collect();
     if let Some(o) = options.iter().find(|o| !MODES.contains(o)) {
         return Err(bad(format!("invalid mode: {o}")));
@@ -166,7 +169,11 @@ fn parse_bind(spec: &str, volumes: &Volumes) -> Result<Planned, ContainerError> 
     volumes::validate_name(source)?;
     let mut planned = named_volume(source, destination, copy, read_only, volumes);
     // Docker shows "z" for a -v volume without a mode.
-    planned.point.mode = if mode.is_empty() { "z".into() } else { mode.to_string() };
+    planned.point.mode = if mode.is_empty() {
+        "z".into()
+    } else {
+        mode.to_string()
+    };
     Ok(planned)
 }
 
@@ -216,7 +223,12 @@ fn from_mount_spec(m: &MountSpec, volumes: &Volumes) -> Result<Planned, Containe
                 labels: options.labels,
             };
             if m.source.is_empty() {
-                return Ok(anonymous_volume(destination, copy, Some(request), Some(m.read_only)));
+                return Ok(anonymous_volume(
+                    destination,
+                    copy,
+                    Some(request),
+                    Some(m.read_only),
+                ));
             }
             volumes::validate_name(&m.source)?;
             let mut planned = named_volume(&m.source, destination, copy, m.read_only, volumes);
@@ -351,7 +363,11 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    fn plan_of(host: &HostConfig, anonymous: &[&str], volumes: &Volumes) -> Result<Plan, ContainerError> {
+    fn plan_of(
+        host: &HostConfig,
+        anonymous: &[&str],
+        volumes: &Volumes,
+    ) -> Result<Plan, ContainerError> {
         plan(&PlanInputs {
             host,
             anonymous: anonymous.iter().map(|s| s.to_string()).collect(),
@@ -372,8 +388,14 @@ mod tests {
             .realise(&volumes)
             .unwrap();
         assert_eq!(points.len(), 4, "{points:?}");
-        assert_eq!((points[0].read_only, points[0].propagation.as_str()), (true, "rshared"));
-        assert_eq!((points[1].name.as_str(), points[1].copy_data), ("data", false));
+        assert_eq!(
+            (points[0].read_only, points[0].propagation.as_str()),
+            (true, "rshared")
+        );
+        assert_eq!(
+            (points[1].name.as_str(), points[1].copy_data),
+            ("data", false)
+        );
         assert_eq!(points[2].tmpfs_options, vec!["size=4096"]);
         assert_eq!(points[3].name.len(), 64);
         assert!(volumes.get(&points[3].name).unwrap().is_anonymous());

@@ -104,11 +104,18 @@ impl Engine {
 
     /// Before a start: each volume mounted (driver options applied), and a new empty one
     /// filled with what the image has at its destination, unless `nocopy`.
-    pub(super) async fn mount_volumes(self: &Arc<Self>, record: &Record, rootfs: &Path) -> Result<()> {
+    pub(super) async fn mount_volumes(
+        self: &Arc<Self>,
+        record: &Record,
+        rootfs: &Path,
+    ) -> Result<()> {
         let mut mounted = Vec::new();
         for point in volume_points(record) {
             let copy = point.copy_data && self.volumes.is_empty(&point.name);
-            let attached = self.volumes.mount(&point.name).map_err(ContainerError::from);
+            let attached = self
+                .volumes
+                .mount(&point.name)
+                .map_err(ContainerError::from);
             let attached = match attached {
                 Ok(data) if copy => {
                     let (rootfs, destination) = (rootfs.to_path_buf(), point.destination.clone());
@@ -170,7 +177,12 @@ impl Engine {
     /// reading, running containers that mount it writable are frozen throughout, so
     /// what is read is consistent; their IDs are passed to `work`. Writing is refused
     /// while a running container uses the volume.
-    pub async fn with_volume<T, F>(self: &Arc<Self>, name: &str, access: Access, work: F) -> Result<T, FsError>
+    pub async fn with_volume<T, F>(
+        self: &Arc<Self>,
+        name: &str,
+        access: Access,
+        work: F,
+    ) -> Result<T, FsError>
     where
         T: Send + 'static,
         F: FnOnce(&RootFs, &[String]) -> Result<T, FsError> + Send + 'static,
@@ -191,7 +203,10 @@ impl Engine {
             )));
         }
         let mut frozen = Vec::new();
-        for r in running.iter().filter(|r| r.state.status == super::record::Status::Running) {
+        for r in running
+            .iter()
+            .filter(|r| r.state.status == super::record::Status::Running)
+        {
             if self.runtime(&["pause", &r.id]).await.is_ok() {
                 frozen.push(r.id.clone());
             }

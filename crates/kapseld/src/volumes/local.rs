@@ -107,8 +107,18 @@ mod tests {
     fn options_are_checked_as_dockers_local_driver_does() {
         assert!(validate(&opts(&[])).is_ok());
         assert!(validate(&opts(&[("type", "tmpfs"), ("o", "size=1m")])).is_ok());
-        assert!(validate(&opts(&[("type", "none"), ("o", "bind"), ("device", "/tmp")])).is_ok());
-        assert!(validate(&opts(&[("type", "none"), ("o", "bind"), ("device", "/nonexistent/x")])).is_err());
+        assert!(validate(&opts(&[
+            ("type", "none"),
+            ("o", "bind"),
+            ("device", "/tmp")
+        ]))
+        .is_ok());
+        assert!(validate(&opts(&[
+            ("type", "none"),
+            ("o", "bind"),
+            ("device", "/nonexistent/x")
+        ]))
+        .is_err());
         assert!(validate(&opts(&[("size", "1")])).is_err());
         assert!(validate(&opts(&[("o", "size=1m")])).is_err());
     }

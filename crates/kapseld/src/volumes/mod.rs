@@ -154,9 +154,10 @@ impl Volumes {
             labels: request.labels.unwrap_or_default(),
             options,
         };
-        let staging = self
-            .root
-            .join(format!("{STAGING}{}", crate::containers::names::new_id(|_| false)));
+        let staging = self.root.join(format!(
+            "{STAGING}{}",
+            crate::containers::names::new_id(|_| false)
+        ));
         let made = std::fs::create_dir_all(staging.join(DATA_DIR))
             .and_then(|_| {
                 std::fs::write(
@@ -214,10 +215,7 @@ impl Volumes {
     pub fn remove(&self, name: &str) -> Result<()> {
         self.get(name)?;
         let gone = self.root.join(format!("{REMOVING}{name}"));
-        let _ = nix::mount::umount2(
-            &self.data_path(name),
-            nix::mount::MntFlags::MNT_DETACH,
-        );
+        let _ = nix::mount::umount2(&self.data_path(name), nix::mount::MntFlags::MNT_DETACH);
         std::fs::rename(self.dir(name), &gone)
             .and_then(|_| std::fs::remove_dir_all(&gone))
             .map_err(|e| VolumeError::io(format!("removing volume {name}"), e))
