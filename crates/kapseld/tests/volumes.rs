@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{daemon_with_busybox, fails, inspect, ok, run_sh, wait_for, Daemon};
+use common::{daemon_with_busybox, docker_py, fails, inspect, ok, run_sh, wait_for, Daemon};
 
 /// The volume names `docker volume ls -q` lists, sorted.
 fn volume_names(d: &Daemon) -> Vec<String> {
@@ -371,22 +371,10 @@ fn docker_py_drives_volumes() {
     let Some(d) = daemon_with_busybox("vol-docker-py") else {
         return;
     };
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/docker_py_volumes.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(format!("unix://{}", d.socket().display()))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if text.contains("No module named 'docker'") {
-        eprintln!("SKIP: python3-docker is not installed (scripts/install-deps.sh installs it)");
+    let Some(text) = docker_py(&d, "docker_py_volumes.py") else {
         return;
-    }
-    assert!(
-        out.status.success() && text.contains("docker-py volumes ok"),
-        "{text}"
-    );
+    };
+    assert!(text.contains("docker-py volumes ok"), "{text}");
 }
 
 /// docker-compose 1.29 (Debian's package), with `network_mode: none`: it needs no
