@@ -438,3 +438,51 @@ volumes:
     compose(&["down", "-v"]);
     assert!(volume_names(&d).is_empty(), "{:?}", volume_names(&d));
 }
+
+#[test]
+fn bind_typed_volumes_and_propagation_modes_reach_the_container() {
+    let Some(d) = daemon_with_busybox("vol-bindopt") else {
+        return;
+    };
+    let device = d.dir.join("device");
+    std::fs::create_dir_all(&device).unwrap();
+    std::fs::write(device.join("f"), "on the device\n").unwrap();
+    let device_opt = format!("device={}", device.display());
+    ok(
+        &d,
+        &[
+            "volume",
+            "create",
+            "-o",
+            "type=none",
+            "-o",
+            "o=bind",
+            "-o",
+            &device_opt,
+            "dev",
+        ],
+    );
+    let read = run_sh(
+        &d,
+        &["--rm", "-v", "dev:/d", "busybox"],
+        "cat /d/f; echo back > /d/g",
+    );
+    assert_eq!(read, "on the device\n");
+    assert_eq!(std::fs::read_to_string(device.join("g")).unwrap(), "back\n");
+    // Unmounted after the container: the volume's own _data stays empty.
+    let mountpoint = inspect(&d, "{{.Mountpoint}}", "dev");
+    assert_eq!(std::fs::read_dir(&mountpoint).unwrap().count(), 0);
+
+    let bind = format!("{}:/b:ro,rshared", device.display());
+    ok(
+        &d,
+        &["create", "--name", "prop", "-v", &bind, "busybox", "true"],
+    );
+    let mounts = inspect(
+        &d,
+        "{{range .Mounts}}{{.Type}} {{.Mode}} {{.RW}} {{.Propagation}}{{end}}",
+        "prop",
+    );
+    assert_eq!(mounts, "bind ro,rshared false rshared");
+    ok(&d, &["start", "-a", "prop"]);
+}
