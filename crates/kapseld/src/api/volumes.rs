@@ -2,17 +2,13 @@
 //! them; and kapsel's own `GET /volumes/{name}/export` and `PUT /volumes/{name}/import`
 //! (a tar of the volume's data, for backups), over [`crate::containers::volumes`].
 
-use std::sync::{Arc, Mutex};
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
-use super::archive::answer;
 use super::filters::Filters;
 use super::{body, flag, param, ApiError, AppState};
 use crate::containers::fs::{Access, ExtractOptions};
@@ -184,15 +180,11 @@ pub async fn export(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (ready_tx, ready_rx) = oneshot::channel::<Result<Vec<String>, ApiError>>();
-    let ready = Arc::new(Mutex::new(Some(ready_tx)));
-    let (tx, rx) = body::channel();
     let engine = state.engine.clone();
-    let task_ready = ready.clone();
-    tokio::spawn(async move {
-        let result = engine
+    let (frozen, tar) = body::streamed("the export task", |ready, tx| async move {
+        engine
             .with_volume(&name, Access::Read, move |fs, frozen| {
-                answer(&task_ready, Ok(frozen.to_vec()));
+                body::answer(&ready, Ok(frozen.join(",")));
                 body::write_into(tx, "a volume export", |out| {
                     fs.archive_contents("/", out)
                         .map(drop)
@@ -200,20 +192,16 @@ pub async fn export(
                 });
                 Ok(())
             })
-            .await;
-        if let Err(e) = result {
-            answer(&ready, Err(e.into()));
-        }
-    });
-    let frozen = ready_rx
-        .await
-        .map_err(|_| ApiError::internal("the export task ended early"))??;
+            .await
+            .map_err(ApiError::from)
+    })
+    .await?;
     Ok((
         [
             ("Content-Type", "application/x-tar".to_string()),
-            (FROZEN_HEADER, frozen.join(",")),
+            (FROZEN_HEADER, frozen),
         ],
-        body::from_channel(rx),
+        tar,
     )
         .into_response())
 }
