@@ -349,14 +349,7 @@ mod tests {
     use super::*;
 
     fn store() -> (std::path::PathBuf, Volumes) {
-        let dir = std::env::temp_dir().join(format!(
-            "kapsel-mounts-unit-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let volumes = Volumes::open(&dir).unwrap();
-        (dir, volumes)
+        crate::volumes::scratch_store("mounts")
     }
 
     fn host(json: serde_json::Value) -> HostConfig {

@@ -319,19 +319,25 @@ fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
         .map_err(|e| VolumeError::io(format!("reading {}", dir.display()), e))
 }
 
+/// A store in a fresh directory of its own (per process and thread), for unit tests.
+#[cfg(test)]
+pub(crate) fn scratch_store(tag: &str) -> (PathBuf, Volumes) {
+    let dir = std::env::temp_dir().join(format!(
+        "kapsel-{tag}-unit-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let volumes = Volumes::open(&dir).unwrap();
+    (dir, volumes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn store() -> (PathBuf, Volumes) {
-        let dir = std::env::temp_dir().join(format!(
-            "kapsel-volumes-unit-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let volumes = Volumes::open(&dir).unwrap();
-        (dir, volumes)
+        scratch_store("volumes")
     }
 
     #[test]
