@@ -469,6 +469,9 @@ fn bind_typed_volumes_and_propagation_modes_reach_the_container() {
     );
     assert_eq!(read, "on the device\n");
     assert_eq!(std::fs::read_to_string(device.join("g")).unwrap(), "back\n");
+    // The device has data: nothing of the image's is copied over it.
+    run_sh(&d, &["--rm", "-v", "dev:/etc", "busybox"], "true");
+    assert!(!device.join("passwd").exists());
     // Unmounted after the container: the volume's own _data stays empty.
     let mountpoint = inspect(&d, "{{.Mountpoint}}", "dev");
     assert_eq!(std::fs::read_dir(&mountpoint).unwrap().count(), 0);

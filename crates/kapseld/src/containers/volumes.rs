@@ -111,13 +111,13 @@ impl Engine {
     ) -> Result<()> {
         let mut mounted = Vec::new();
         for point in volume_points(record) {
-            let copy = point.copy_data && self.volumes.is_empty(&point.name);
             let attached = self
                 .volumes
                 .mount(&point.name)
                 .map_err(ContainerError::from);
+            // Empty as mounted: a volume of a device or directory may hold data already.
             let attached = match attached {
-                Ok(data) if copy => {
+                Ok(data) if point.copy_data && self.volumes.is_empty(&point.name) => {
                     let (rootfs, destination) = (rootfs.to_path_buf(), point.destination.clone());
                     tokio::task::spawn_blocking(move || copy_up(&rootfs, &destination, &data))
                         .await
