@@ -12,6 +12,7 @@ PKGS=(
   tini                            # `run --init`: tini-static becomes the container's /sbin/docker-init
   python3-docker                  # docker-py drives kapseld in the engine tests
   nftables                        # kapseld's firewall: the nftables crate drives nft -j
+  docker-compose                  # compose 1.29 drives volumes in the engine tests (tests/volumes.rs)
   hyperfine                       # benchmarks
   iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
   dnsutils                        # dig queries the embedded DNS server in kapsel-network tests

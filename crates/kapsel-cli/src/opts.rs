@@ -58,6 +58,9 @@ pub struct ContainerOpts {
     /// Mount a tmpfs directory
     #[arg(long, action = ArgAction::Append)]
     pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", action = ArgAction::Append)]
+    pub volumes_from: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     pub read_only: bool,
@@ -244,6 +247,9 @@ impl ContainerOpts {
         if !self.mount.is_empty() {
             let mounts: Result<Vec<Value>> = self.mount.iter().map(|m| parse_mount(m)).collect();
             host.insert("Mounts".into(), json!(mounts?));
+        }
+        if !self.volumes_from.is_empty() {
+            host.insert("VolumesFrom".into(), json!(self.volumes_from));
         }
         if !self.tmpfs.is_empty() {
             let t: BTreeMap<&str, &str> = self
@@ -768,6 +774,30 @@ pub fn parse_mount(spec: &str) -> Result<Value> {
             }
             "volume-nocopy" => {
                 volume.insert("NoCopy".into(), json!(boolean()?));
+            }
+            "volume-opt" | "volume-label" => {
+                let (k, v) = need()?.split_once('=').ok_or_else(|| {
+                    invalid(format!(
+                        "invalid value for {key}: {} (want key=value)",
+                        value.unwrap_or("")
+                    ))
+                })?;
+                let (section, field) = if key == "volume-opt" {
+                    ("DriverConfig", "Options")
+                } else {
+                    ("Labels", "")
+                };
+                let entry = volume.entry(section).or_insert_with(|| json!({}));
+                let map = if field.is_empty() {
+                    entry
+                } else {
+                    entry
+                        .as_object_mut()
+                        .expect("an object")
+                        .entry(field)
+                        .or_insert_with(|| json!({}))
+                };
+                map[k] = json!(v);
             }
             "tmpfs-size" => {
                 tmpfs.insert("SizeBytes".into(), json!(ram_in_bytes(need()?)?));

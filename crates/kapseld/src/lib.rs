@@ -9,3 +9,4 @@ pub mod containers;
 pub mod daemon;
 pub mod events;
 pub mod networks;
+pub mod volumes;

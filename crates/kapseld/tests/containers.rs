@@ -2,11 +2,9 @@
 //! stop, kill, restart, wait, rm, ps filters, inspect templates, limits, mounts.
 
 mod common;
-
-use std::process::Command;
-
 use common::{
-    daemon_with_busybox, daemon_with_cli, docker_full, inspect, ok, run_sh, run_sleeping, wait_for,
+    daemon_with_busybox, daemon_with_cli, docker_full, docker_py, inspect, ok, run_sh,
+    run_sleeping, wait_for,
 };
 
 #[test]
@@ -374,22 +372,8 @@ fn docker_py_drives_containers() {
     let Some(d) = daemon_with_busybox("docker-py") else {
         return;
     };
-    let check = Command::new("python3")
-        .args(["-c", "import docker"])
-        .status()
-        .unwrap();
-    if !check.success() {
-        eprintln!("SKIP: python3-docker is not installed (scripts/install-deps.sh installs it)");
+    let Some(text) = docker_py(&d, "docker_py_flow.py") else {
         return;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/docker_py_flow.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(format!("unix://{}", d.socket().display()))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    };
     assert!(text.contains("docker-py flow ok"), "{text}");
 }

@@ -412,7 +412,7 @@ fn progress(label: &str, total: Option<u64>) -> ProgressBar {
 }
 
 /// The upload side: a file (size known) or stdin, as a request body that moves `bar`.
-async fn upload_source(
+pub async fn upload_source(
     path: Option<&Path>,
     label: &str,
 ) -> Result<(client::Body, ProgressBar), CmdError> {

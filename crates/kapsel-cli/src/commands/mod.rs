@@ -7,6 +7,7 @@
 pub mod container;
 pub mod image;
 pub mod system;
+pub mod volume;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -103,6 +104,9 @@ pub enum Command {
     /// Manage kapsel
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
 }
 
 /// The container commands that are the same at the top level and under `container`.
@@ -209,6 +213,26 @@ pub enum SystemCmd {
     Info(system::InfoArgs),
 }
 
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// Create a volume
+    Create(volume::CreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(volume::LsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(volume::VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(volume::RmArgs),
+    /// Remove unused local volumes
+    Prune(volume::PruneArgs),
+    /// Write a volume's data as a tar archive (streamed to STDOUT by default)
+    Export(volume::ExportArgs),
+    /// Fill a volume from a tar archive (STDIN by default)
+    Import(volume::ImportArgs),
+}
+
 /// `inspect` of any object: containers first, then images, as docker searches.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
@@ -256,6 +280,15 @@ pub async fn dispatch(client: &Client, command: Command) -> Outcome {
             SystemCmd::Df(a) => system::df(client, a).await,
             SystemCmd::Prune(a) => system::prune(client, a).await,
             SystemCmd::Info(a) => system::info(client, a).await,
+        },
+        C::Volume(sub) => match sub {
+            VolumeCmd::Create(a) => volume::create(client, a).await,
+            VolumeCmd::Ls(a) => volume::ls(client, a).await,
+            VolumeCmd::Inspect(a) => volume::inspect(client, a).await,
+            VolumeCmd::Rm(a) => volume::rm(client, a).await,
+            VolumeCmd::Prune(a) => volume::prune(client, a).await,
+            VolumeCmd::Export(a) => volume::export(client, a).await,
+            VolumeCmd::Import(a) => volume::import(client, a).await,
         },
     }
 }
@@ -356,8 +389,14 @@ async fn inspect_one(
             .await?;
         crate::client::read_body(response).await
     };
+    let volume = || async {
+        let q = crate::client::Query::new().flag("size", size);
+        let response = client.get(&format!("/volumes/{name}"), &q).await?;
+        crate::client::read_body(response).await
+    };
     match kind {
         Some("container") => Ok(container().await?),
+        Some("volume") => Ok(volume().await?),
         Some("image") => Ok(image().await?),
         Some(other) => Err(CmdError::Failed(format!(
             "\"{other}\" is not a valid value for --type"

@@ -5,17 +5,14 @@
 //! filesystem work, never whole in memory. A GET answers its status (404 for a missing
 //! path) before the first byte of the tar; an error after that cuts the stream short.
 
-use std::sync::{Arc, Mutex};
-
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::oneshot;
 
 use super::body;
 use super::{flag, param, ApiError, AppState};
-use crate::containers::fs::{Access, ExtractOptions, FsError, PathStat};
+use crate::containers::fs::{Access, ExtractOptions, FsError};
 use crate::containers::user;
 
 type Params = Query<Vec<(String, String)>>;
@@ -68,42 +65,35 @@ pub async fn get(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let path = path_param(&params)?;
-    let (ready_tx, ready_rx) = oneshot::channel::<Result<PathStat, ApiError>>();
-    let ready = Arc::new(Mutex::new(Some(ready_tx)));
-    let (tx, rx) = body::channel();
     let engine = state.engine.clone();
-    let (task_ready, given) = (ready.clone(), id.clone());
-    tokio::spawn(async move {
-        let result = engine
+    let (stat, tar) = body::streamed("the archive task", |ready, tx| async move {
+        let given = id.clone();
+        engine
             .with_rootfs(&id, Access::Read, move |fs, _| {
                 let found = fs.resolve(&path).and_then(|t| Ok((fs.stat(&t)?, t)));
                 let (stat, target) = match found {
                     Ok(found) => found,
                     Err(e) => {
-                        answer(&task_ready, Err(e.named(&given).into()));
+                        body::answer(&ready, Err(e.named(&given).into()));
                         return Ok(());
                     }
                 };
-                answer(&task_ready, Ok(stat));
+                body::answer(&ready, Ok(stat));
                 body::write_into(tx, "a container archive", |out| {
                     fs.archive(&target, out).map(drop)
                 });
                 Ok(())
             })
-            .await;
-        if let Err(e) = result {
-            answer(&ready, Err(e.into()));
-        }
-    });
-    let stat = ready_rx
-        .await
-        .map_err(|_| ApiError::internal("the archive task ended early"))??;
+            .await
+            .map_err(ApiError::from)
+    })
+    .await?;
     Ok((
         [
             ("Content-Type", "application/x-tar".to_string()),
             (STAT_HEADER, stat.header_value()),
         ],
-        body::from_channel(rx),
+        tar,
     )
         .into_response())
 }
@@ -113,31 +103,19 @@ pub async fn export(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (ready_tx, ready_rx) = oneshot::channel::<Result<(), ApiError>>();
-    let ready = Arc::new(Mutex::new(Some(ready_tx)));
-    let (tx, rx) = body::channel();
     let engine = state.engine.clone();
-    let task_ready = ready.clone();
-    tokio::spawn(async move {
-        let result = engine
+    let ((), tar) = body::streamed("the export task", |ready, tx| async move {
+        engine
             .with_rootfs(&id, Access::Read, move |fs, _| {
-                answer(&task_ready, Ok(()));
+                body::answer(&ready, Ok(()));
                 body::write_into(tx, "a container export", |out| fs.export(out).map(drop));
                 Ok(())
             })
-            .await;
-        if let Err(e) = result {
-            answer(&ready, Err(e.into()));
-        }
-    });
-    ready_rx
-        .await
-        .map_err(|_| ApiError::internal("the export task ended early"))??;
-    Ok((
-        [("Content-Type", "application/x-tar")],
-        body::from_channel(rx),
-    )
-        .into_response())
+            .await
+            .map_err(ApiError::from)
+    })
+    .await?;
+    Ok(([("Content-Type", "application/x-tar")], tar).into_response())
 }
 
 /// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`: the body (a
@@ -179,11 +157,4 @@ pub async fn put(
     task.await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(StatusCode::OK.into_response())
-}
-
-/// Sends the first answer; later ones are dropped.
-fn answer<T>(ready: &Mutex<Option<oneshot::Sender<T>>>, value: T) {
-    if let Some(tx) = ready.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        let _ = tx.send(value);
-    }
 }

@@ -2,11 +2,15 @@
 //! filesystem): bounded channels of chunks, so archives stream and are never whole in
 //! memory, with a `Read` and a `Write` for the blocking side.
 
+use std::future::Future;
 use std::io::{self, BufWriter, Read, Write};
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+use super::ApiError;
 
 /// One piece of a body, or the error that cuts it short.
 pub type Chunk = io::Result<Bytes>;
@@ -23,6 +27,43 @@ pub fn from_channel(rx: mpsc::Receiver<Chunk>) -> Body {
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))
+}
+
+/// Where streamed work reports, before its first byte, whether it can go on (and what the
+/// response headers need): a failure then is the response's status, not a cut stream.
+pub type Ready<T> = Arc<Mutex<Option<oneshot::Sender<Result<T, ApiError>>>>>;
+
+/// Sends the first answer; later ones are dropped.
+pub fn answer<T>(ready: &Ready<T>, value: Result<T, ApiError>) {
+    if let Some(tx) = ready.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = tx.send(value);
+    }
+}
+
+/// A response body written by a task: `work` gets a [`Ready`] to [`answer`] once it has
+/// started, and the channel to write into. Returns that answer and the body; an error of
+/// the task before it answered becomes the response.
+pub async fn streamed<T, Fut>(
+    what: &str,
+    work: impl FnOnce(Ready<T>, mpsc::Sender<Chunk>) -> Fut,
+) -> Result<(T, Body), ApiError>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let ready: Ready<T> = Arc::new(Mutex::new(Some(ready_tx)));
+    let (tx, rx) = channel();
+    let task = work(ready.clone(), tx);
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            answer(&ready, Err(e));
+        }
+    });
+    let value = ready_rx
+        .await
+        .map_err(|_| ApiError::internal(format!("{what} ended early")))??;
+    Ok((value, from_channel(rx)))
 }
 
 /// Streams a request body into the blocking side until it ends or is no longer read (a

@@ -41,6 +41,10 @@ impl From<ContainerError> for ApiError {
                 };
                 return ApiError::from(network);
             }
+            Volume(_) => {
+                let Volume(volume) = err else { unreachable!() };
+                return ApiError::from(volume);
+            }
             Db(_) | DbOpen { .. } | Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, err.to_string())
@@ -229,7 +233,12 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Response {
-    done(state.engine.remove(&id, flag(&params, "force")).await)
+    done(
+        state
+            .engine
+            .remove(&id, flag(&params, "force"), flag(&params, "v"))
+            .await,
+    )
 }
 
 pub async fn wait(

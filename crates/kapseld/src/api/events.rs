@@ -100,6 +100,7 @@ fn matches(filters: &Filters, e: &Event) -> bool {
                 e.attributes.get("image").is_some_and(|i| i == v)
                     || (e.kind == "image" && (e.id == *v || e.id.contains(v.as_str())))
             }
+            "volume" => e.kind == "volume" && e.id == *v,
             "label" => label_matches(v, |k| e.attributes.get(k).map(String::as_str)),
             "scope" => v == "local",
             _ => false,

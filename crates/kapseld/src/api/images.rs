@@ -306,7 +306,7 @@ pub async fn system_df(State(state): State<AppState>) -> Result<Json<Value>, Api
         "LayersSize": usage.layers_size,
         "Images": images,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": super::volumes::disk_usage(&state).await?,
         "BuildCache": [],
     })))
 }

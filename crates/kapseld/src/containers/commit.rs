@@ -161,6 +161,7 @@ mod tests {
             log_path: String::new(),
             networks: Default::default(),
             ports: Vec::new(),
+            mount_points: Vec::new(),
         }
     }
 

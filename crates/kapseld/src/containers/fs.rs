@@ -345,6 +345,51 @@ impl RootFs {
         }
     }
 
+    /// A host directory (a volume's data) treated as a root filesystem: reached through
+    /// a detached clone of it, walked and extracted into with the same care, since
+    /// containers write what is in it.
+    pub fn of_directory(path: &Path, access: Access) -> Result<RootFs, FsError> {
+        let root = detached_clone(path, access == Access::Read)
+            .map_err(|e| FsError::io(format!("opening {}", path.display()), e))?;
+        Ok(RootFs {
+            root,
+            path: path.to_path_buf(),
+            overrides: Vec::new(),
+            busy: HashSet::new(),
+            _unmount: None,
+        })
+    }
+
+    /// The contents of directory `dir` as a tar: first `./`, with the directory's own
+    /// owner, mode and times, then `./name`…; `None` when `dir` is not a directory. What
+    /// volume export writes and copy-up copies, so that extracting it at a volume's root
+    /// reproduces the directory there.
+    pub fn archive_contents<W: Write>(&self, dir: &str, out: W) -> Result<Option<W>, FsError> {
+        let relative = container_path(dir);
+        let fd = match self.open_in_root(
+            relative.trim_start_matches('/').as_bytes(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+            Err(e) => return Err(lookup_error(dir, e)),
+        };
+        let meta = Meta::of(&rustix::fs::fstat(&fd).map_err(|e| lookup_error(dir, e))?);
+        let failed = |e: io::Error| FsError::io(format!("archiving {dir}"), e);
+        let mut a = Archiver::new(self, out, false);
+        a.out
+            .entry(
+                meta.header(EntryType::Directory, 0),
+                b"./",
+                None,
+                &[],
+                io::empty(),
+            )
+            .map_err(failed)?;
+        a.tree(fd, b".".to_vec()).map_err(failed)?;
+        a.out.finish().map(Some).map_err(failed)
+    }
+
     /// Where the rootfs is mounted on the host (for readers that resolve inside it
     /// themselves, such as [`super::user::resolve`]).
     pub fn path(&self) -> &Path {
@@ -851,12 +896,11 @@ impl<'a, W: Write> Archiver<'a, W> {
             }
             self.links.insert(meta.id(), tar_name.to_vec());
         }
-        let mut capability = [0u8; 1024];
-        let pax: Vec<(&str, &[u8])> =
-            match rustix::fs::fgetxattr(&fd, "security.capability", &mut capability[..]) {
-                Ok(n) if n > 0 => vec![("SCHILY.xattr.security.capability", &capability[..n])],
-                _ => Vec::new(),
-            };
+        let xattrs = archived_xattrs(fd.as_fd());
+        let pax: Vec<(&str, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
         let header = meta.header(EntryType::Regular, meta.size);
         self.out.entry(
             header,
@@ -1339,6 +1383,26 @@ fn chmod_node(parent: BorrowedFd<'_>, name: &CStr, mode: Mode) -> Result<(), Err
         return Ok(());
     }
     rustix::fs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()), mode)
+}
+
+/// The xattrs archived with a regular file, as PAX records: file capabilities and user.*,
+/// the ones an extraction applies.
+fn archived_xattrs(fd: BorrowedFd<'_>) -> Vec<(String, Vec<u8>)> {
+    let mut names = vec![0u8; 64 * 1024];
+    let Ok(n) = rustix::fs::flistxattr(fd, &mut names[..]) else {
+        return Vec::new();
+    };
+    names[..n]
+        .split(|b| *b == 0)
+        .filter_map(|name| std::str::from_utf8(name).ok())
+        .filter(|name| *name == "security.capability" || name.starts_with("user."))
+        .filter_map(|name| {
+            let mut value = vec![0u8; 64 * 1024];
+            let len = rustix::fs::fgetxattr(fd, name, &mut value[..]).ok()?;
+            value.truncate(len);
+            Some((format!("SCHILY.xattr.{name}"), value))
+        })
+        .collect()
 }
 
 /// The xattrs an archive entry carries that are applied: file capabilities and user.*.

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::record::{Record, Status};
+use super::record::{MountKind, Record, Status};
 
 /// Docker's inspect document.
 pub fn inspect(record: &Record, data_dir: &str, exec_ids: &[String]) -> Value {
@@ -65,24 +65,24 @@ fn host_config(record: &Record) -> Value {
     host
 }
 
+/// Docker's `Mounts`: what the container mounts, as resolved at create.
 fn mounts(record: &Record) -> Value {
-    let mut mounts = Vec::new();
-    for bind in record.host_config.binds.iter().flatten() {
-        let parts: Vec<&str> = bind.split(':').collect();
-        if parts.len() >= 2 {
-            let mode = parts.get(2).copied().unwrap_or("");
-            mounts.push(json!({
-                "Type": "bind", "Source": parts[0], "Destination": parts[1], "Mode": mode,
-                "RW": !mode.split(',').any(|o| o == "ro"), "Propagation": "rprivate",
-            }));
-        }
-    }
-    for m in record.host_config.mounts.iter().flatten() {
-        mounts.push(json!({
-            "Type": m.kind, "Source": m.source, "Destination": m.target, "Mode": "",
-            "RW": !m.read_only, "Propagation": if m.kind == "bind" { "rprivate" } else { "" },
-        }));
-    }
+    let mounts: Vec<Value> = record
+        .mount_points
+        .iter()
+        .map(|m| {
+            let mut v = json!({
+                "Type": m.kind.as_str(), "Source": m.source, "Destination": m.destination,
+                "Mode": m.mode, "RW": !m.read_only,
+                "Propagation": if m.kind == MountKind::Bind { m.propagation.as_str() } else { "" },
+            });
+            if m.kind == MountKind::Volume {
+                v["Name"] = json!(m.name);
+                v["Driver"] = json!("local");
+            }
+            v
+        })
+        .collect();
     json!(mounts)
 }
 

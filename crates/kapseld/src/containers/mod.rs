@@ -9,6 +9,7 @@ pub mod exec;
 pub mod fs;
 pub mod inspect;
 pub mod logs;
+pub mod mounts;
 pub mod names;
 pub mod record;
 pub mod restart;
@@ -17,6 +18,7 @@ pub mod stats;
 pub mod supervisor;
 pub mod update;
 pub mod user;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -44,9 +46,14 @@ pub enum ContainerError {
         "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". \
          You have to remove (or rename) that container to be able to reuse that name."
     )]
-    NameInUse { name: String, id: String },
+    NameInUse {
+        name: String,
+        id: String,
+    },
     #[error("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
-    InvalidName { name: String },
+    InvalidName {
+        name: String,
+    },
     #[error("{0}")]
     InvalidConfig(String),
     #[error("No command specified")]
@@ -69,6 +76,8 @@ pub enum ContainerError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
     #[error("container database: {0}")]
     Db(rusqlite::Error),
     #[error("opening the container database {path}: {source}")]
@@ -183,6 +192,7 @@ pub struct Engine {
     pub execs: exec::Execs,
     pub events: Events,
     pub networks: Arc<Networks>,
+    pub volumes: Arc<crate::volumes::Volumes>,
 }
 
 impl Engine {
@@ -203,6 +213,7 @@ impl Engine {
         }
         let db = ContainerDb::open(&config.data_root.join("containers.db"))?;
         let records = db.load_all()?;
+        let volumes = Arc::new(crate::volumes::Volumes::open(&config.data_root)?);
         let engine = Arc::new(Engine {
             config,
             images,
@@ -211,6 +222,7 @@ impl Engine {
             execs: exec::Execs::default(),
             events: Events::default(),
             networks,
+            volumes,
         });
         let running: Vec<Record> = records
             .iter()
@@ -218,7 +230,8 @@ impl Engine {
             .cloned()
             .collect();
         engine.networks.restore(&running);
-        for record in records {
+        for mut record in records {
+            engine.resolve_older_mounts(&mut record);
             let container = Container::new(record);
             engine
                 .containers()
@@ -226,6 +239,31 @@ impl Engine {
             engine.adopt(container);
         }
         Ok(engine)
+    }
+
+    /// A record written before mount points were resolved at create: its binds and
+    /// mounts are resolved now (once: the result is saved).
+    fn resolve_older_mounts(&self, record: &mut Record) {
+        let host = &record.host_config;
+        if !record.mount_points.is_empty() || (host.binds.is_none() && host.mounts.is_none()) {
+            return;
+        }
+        let resolved = mounts::plan(&mounts::PlanInputs {
+            host,
+            anonymous: Vec::new(),
+            volumes_from: &|name| Err(ContainerError::NotFound(name.into())),
+            volumes: &self.volumes,
+        })
+        .and_then(|plan| plan.realise(&self.volumes));
+        match resolved {
+            Ok((points, _)) => {
+                record.mount_points = points;
+                if let Err(e) = self.save(record) {
+                    tracing::warn!(container = %record.id, "saving its mount points: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(container = %record.id, "resolving its mounts: {e}"),
+        }
     }
 
     fn containers(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Container>>> {
@@ -322,6 +360,13 @@ impl Engine {
             return Err(ContainerError::NoCommand);
         };
         log_options(&host_config, &self.config, Path::new(""))?;
+        let anonymous = merge_image_volumes(&mut config, &image_config);
+        let mount_plan = mounts::plan(&mounts::PlanInputs {
+            host: &host_config,
+            anonymous,
+            volumes_from: &|name| Ok(self.get(name)?.record().mount_points.clone()),
+            volumes: &self.volumes,
+        })?;
         restart::validate(&host_config.restart_policy).map_err(ContainerError::InvalidConfig)?;
         if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
         {
@@ -346,6 +391,10 @@ impl Engine {
             None => names::generate_name(|n| taken_name(n).is_some()),
         };
         let id = names::new_id(|short| containers.keys().any(|k| k.starts_with(short)));
+        let (mount_points, new_volumes) = mount_plan.realise(&self.volumes)?;
+        for volume in &new_volumes {
+            self.emit_volume(&volume.name, "create", &[]);
+        }
         let data_dir = self.data_dir(&id);
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| ContainerError::io(&format!("creating {}", data_dir.display()), e))?;
@@ -367,6 +416,7 @@ impl Engine {
             restart_count: 0,
             networks,
             ports: Vec::new(),
+            mount_points,
         };
         self.save(&record)?;
         containers.insert(id, Container::new(record.clone()));
@@ -518,7 +568,14 @@ impl Engine {
             let rootfs = tokio::task::spawn_blocking(move || images.prepare_rootfs(&image_id, &id))
                 .await
                 .expect("rootfs task")?;
-            let attachment = self.attach_networks(&record).await?;
+            self.mount_volumes(&record, &rootfs).await?;
+            let attachment = match self.attach_networks(&record).await {
+                Ok(attachment) => attachment,
+                Err(e) => {
+                    self.unmount_volumes(&record);
+                    return Err(e);
+                }
+            };
             let record = {
                 // Recorded before the start, so a crash from here on still knows what
                 // to tear down.
@@ -533,6 +590,7 @@ impl Engine {
                 .await;
             if started.is_err() {
                 self.detach_networks(container).await;
+                self.unmount_volumes(&record);
             }
             started
         };
@@ -566,7 +624,7 @@ impl Engine {
                     // also answers a client waiting for "removed".
                     let engine = self.clone();
                     tokio::spawn(async move {
-                        let _ = engine.remove(&record.id, true).await;
+                        let _ = engine.remove(&record.id, true, true).await;
                     });
                 }
                 Err(e)
@@ -736,6 +794,7 @@ impl Engine {
             shim_start_time: state.shim_start_time,
             pid: state.pid,
         };
+        self.count_volume_users(&container.record());
         // wait_for_exit returns at once for a shim that is gone.
         self.watch(container, started);
     }
@@ -755,6 +814,7 @@ impl Engine {
         let unmount_id = id.clone();
         let _ = tokio::task::spawn_blocking(move || images.unmount_rootfs(&unmount_id)).await;
         self.detach_networks(container).await;
+        self.unmount_volumes(&container.snapshot());
         let (code, auto_remove, restart_after) = {
             let mut r = container.record();
             r.state.status = Status::Exited;
@@ -791,7 +851,7 @@ impl Engine {
         if let Some(delay) = restart_after {
             self.schedule_restart(container.clone(), delay);
         } else if auto_remove {
-            if let Err(e) = self.remove(&id, true).await {
+            if let Err(e) = self.remove(&id, true, true).await {
                 tracing::error!(container = %id, "removing a --rm container: {e}");
             }
         }
@@ -1017,8 +1077,9 @@ impl Engine {
         Ok(())
     }
 
-    /// `DELETE /containers/{id}`: a running container only with `force` (killed first).
-    pub async fn remove(&self, name: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}`: a running container only with `force` (killed first);
+    /// its anonymous volumes too with `remove_volumes` (`rm -v`, and `--rm` containers).
+    pub async fn remove(&self, name: &str, force: bool, remove_volumes: bool) -> Result<()> {
         let container = self.get(name)?;
         let _op = container.op_lock.lock().await;
         let record = container.snapshot();
@@ -1052,6 +1113,9 @@ impl Engine {
         self.execs.forget_container(&record.id);
         container.lifecycle.send_modify(|l| l.removed = true);
         self.emit(&record, "destroy", &[]);
+        if remove_volumes {
+            self.remove_anonymous_volumes(&record);
+        }
         Ok(())
     }
 
@@ -1208,6 +1272,24 @@ fn merge_image_config(config: &mut Config, image: &Value) {
         .unwrap_or_default();
     labels.extend(config.labels.take().unwrap_or_default());
     config.labels = Some(labels);
+}
+
+/// The image's `VOLUME`s joined to the request's `Volumes` (inspect shows them all, as
+/// dockerd does); returns their paths, the container's anonymous volumes.
+fn merge_image_volumes(config: &mut Config, image: &Value) -> Vec<String> {
+    let mut volumes = serde_json::Map::new();
+    for source in [image.get("Volumes"), config.extra.get("Volumes")] {
+        if let Some(Value::Object(paths)) = source {
+            volumes.extend(paths.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    let paths = volumes.keys().cloned().collect();
+    if !volumes.is_empty() {
+        config
+            .extra
+            .insert("Volumes".into(), Value::Object(volumes));
+    }
+    paths
 }
 
 /// Sets each `KEY=value` of `overrides` in `env`, replacing a variable of the same name.

@@ -43,6 +43,7 @@ pub struct HostConfig {
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
     pub mounts: Option<Vec<MountSpec>>,
+    pub volumes_from: Option<Vec<String>>,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
     pub dns: Option<Vec<String>>,
@@ -112,8 +113,70 @@ pub struct MountSpec {
     pub read_only: bool,
     pub bind_options: Option<Value>,
     pub tmpfs_options: Option<TmpfsOptions>,
+    pub volume_options: Option<VolumeOptions>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `--mount type=volume`'s options: `volume-nocopy`, labels and `volume-opt` for a volume
+/// the mount creates.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    pub no_copy: bool,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub driver_config: Option<VolumeDriverConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeDriverConfig {
+    pub name: String,
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+/// What a container mounts, resolved at create from `-v`, `--mount`, `--volumes-from` and
+/// the image's `VOLUME`s, as dockerd's MountPoints: volumes by name (anonymous ones
+/// created then), binds by host path. `docker inspect`'s `Mounts` and config.json's
+/// mounts are made from these.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct MountPoint {
+    #[serde(rename = "Type")]
+    pub kind: MountKind,
+    /// The volume's name (volumes only).
+    pub name: String,
+    /// The host path: a bind's source, a volume's `_data`.
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+    /// The mode as `-v` gave it (`ro,rshared`, `nocopy`…), shown by inspect.
+    pub mode: String,
+    /// `rprivate` unless `-v …:rshared` or `bind-propagation` says otherwise.
+    pub propagation: String,
+    /// Copy what the image has at the destination into a new empty volume.
+    pub copy_data: bool,
+    /// tmpfs mounts (`--mount type=tmpfs`): their options (size, mode).
+    pub tmpfs_options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    #[default]
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+impl MountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountKind::Bind => "bind",
+            MountKind::Volume => "volume",
+            MountKind::Tmpfs => "tmpfs",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -234,6 +297,9 @@ pub struct Record {
     /// Its published ports while it runs.
     #[serde(default)]
     pub ports: Vec<kapsel_network::firewall::PortMapping>,
+    /// Resolved at create (older records have none: their binds are resolved at start).
+    #[serde(default)]
+    pub mount_points: Vec<MountPoint>,
 }
 
 impl Record {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use super::record::{HostConfig, MountSpec, Record, Resources};
+use super::record::{HostConfig, MountKind, Record, Resources};
 use super::user::User;
 use super::ContainerError;
 
@@ -70,10 +70,15 @@ pub fn build(inputs: &SpecInputs) -> Result<Value, ContainerError> {
                 "--init needs tini (/usr/bin/tini-static): apt-get install tini".into(),
             )
         })?;
-        mounts.push(bind(&init.display().to_string(), "/sbin/docker-init", true));
+        mounts.push(bind(
+            &init.display().to_string(),
+            "/sbin/docker-init",
+            true,
+            "rprivate",
+        ));
         args.splice(0..0, ["/sbin/docker-init".to_string(), "--".to_string()]);
     }
-    mounts.extend(user_mounts(host)?);
+    mounts.extend(user_mounts(record));
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -137,8 +142,13 @@ pub fn hostname(record: &Record) -> String {
     }
 }
 
-fn bind(source: &str, destination: &str, read_only: bool) -> Value {
-    let mut options = vec!["rbind", "rprivate"];
+fn bind(source: &str, destination: &str, read_only: bool, propagation: &str) -> Value {
+    let propagation = if propagation.is_empty() {
+        "rprivate"
+    } else {
+        propagation
+    };
+    let mut options = vec!["rbind", propagation];
     if read_only {
         options.push("ro");
     }
@@ -183,98 +193,37 @@ fn default_mounts(host: &HostConfig, etc_dir: &Path) -> Vec<Value> {
                 &format!("size={shm_size}"),
             ],
         ),
-        bind(&etc("resolv.conf"), "/etc/resolv.conf", false),
-        bind(&etc("hostname"), "/etc/hostname", false),
-        bind(&etc("hosts"), "/etc/hosts", false),
+        bind(&etc("resolv.conf"), "/etc/resolv.conf", false, "rprivate"),
+        bind(&etc("hostname"), "/etc/hostname", false, "rprivate"),
+        bind(&etc("hosts"), "/etc/hosts", false, "rprivate"),
     ]
 }
 
-/// `-v src:dst[:opts]`, `--mount type=bind|tmpfs` and `--tmpfs dst[:opts]`.
-fn user_mounts(host: &HostConfig) -> Result<Vec<Value>, ContainerError> {
-    let mut mounts = Vec::new();
-    for spec in host.binds.iter().flatten() {
-        mounts.push(parse_bind(spec)?);
-    }
-    for m in host.mounts.iter().flatten() {
-        mounts.push(mount_from_spec(m)?);
-    }
-    for (destination, options) in host.tmpfs.iter().flatten() {
+/// The mount points resolved at create (see [`super::mounts`]) and `--tmpfs dst[:opts]`.
+fn user_mounts(record: &Record) -> Vec<Value> {
+    let mut mounts: Vec<Value> = record
+        .mount_points
+        .iter()
+        .map(|m| match m.kind {
+            MountKind::Bind | MountKind::Volume => {
+                bind(&m.source, &m.destination, m.read_only, &m.propagation)
+            }
+            MountKind::Tmpfs => {
+                let mut opts = vec!["nosuid", "nodev", "noexec"];
+                opts.extend(m.tmpfs_options.iter().map(String::as_str));
+                if m.read_only {
+                    opts.push("ro");
+                }
+                tmpfs(&m.destination, &opts)
+            }
+        })
+        .collect();
+    for (destination, options) in record.host_config.tmpfs.iter().flatten() {
         let mut opts = vec!["nosuid", "nodev", "noexec"];
         opts.extend(options.split(',').filter(|o| !o.is_empty()));
         mounts.push(tmpfs(destination, &opts));
     }
-    Ok(mounts)
-}
-
-/// `-v /host:/container[:ro|rw|z|Z|...]`. Named volumes come with the volumes work.
-fn parse_bind(spec: &str) -> Result<Value, ContainerError> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (source, destination, options) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => return Err(invalid(format!("invalid volume specification: '{spec}'"))),
-    };
-    if !source.starts_with('/') {
-        return Err(invalid(format!(
-            "invalid volume specification: '{spec}': named volumes are not supported yet, \
-             use an absolute host path"
-        )));
-    }
-    check_destination(destination)?;
-    let read_only = options.split(',').any(|o| o == "ro");
-    if !Path::new(source).exists() {
-        // Docker creates a missing bind source for -v (not for --mount).
-        std::fs::create_dir_all(source)
-            .map_err(|e| invalid(format!("creating bind source {source}: {e}")))?;
-    }
-    Ok(bind(source, destination, read_only))
-}
-
-fn mount_from_spec(m: &MountSpec) -> Result<Value, ContainerError> {
-    check_destination(&m.target)?;
-    match m.kind.as_str() {
-        "bind" => {
-            if !Path::new(&m.source).exists() {
-                return Err(invalid(format!(
-                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
-                    m.source
-                )));
-            }
-            Ok(bind(&m.source, &m.target, m.read_only))
-        }
-        "tmpfs" => {
-            let mut opts = vec![
-                "nosuid".to_string(),
-                "nodev".to_string(),
-                "noexec".to_string(),
-            ];
-            if let Some(t) = &m.tmpfs_options {
-                if t.size_bytes > 0 {
-                    opts.push(format!("size={}", t.size_bytes));
-                }
-                if t.mode > 0 {
-                    opts.push(format!("mode={:o}", t.mode));
-                }
-            }
-            if m.read_only {
-                opts.push("ro".into());
-            }
-            let refs: Vec<&str> = opts.iter().map(String::as_str).collect();
-            Ok(tmpfs(&m.target, &refs))
-        }
-        other => Err(invalid(format!(
-            "mount type {other:?} is not supported yet (bind and tmpfs are)"
-        ))),
-    }
-}
-
-fn check_destination(destination: &str) -> Result<(), ContainerError> {
-    if !destination.starts_with('/') {
-        return Err(invalid(format!(
-            "invalid mount config: mount path must be absolute: {destination}"
-        )));
-    }
-    Ok(())
+    mounts
 }
 
 fn invalid(message: String) -> ContainerError {
@@ -551,14 +500,5 @@ mod tests {
         assert_eq!(r["cpu"]["quota"], json!(150_000));
         assert_eq!(r["cpu"]["period"], json!(100_000));
         assert_eq!(r["pids"]["limit"], json!(50));
-    }
-
-    #[test]
-    fn binds_parse_and_refuse_relative_names() {
-        let m = parse_bind("/tmp:/data:ro").unwrap();
-        assert_eq!(m["destination"], "/data");
-        assert!(m["options"].as_array().unwrap().contains(&json!("ro")));
-        assert!(parse_bind("myvolume:/data").is_err());
-        assert!(parse_bind("/tmp:relative").is_err());
     }
 }

@@ -74,7 +74,7 @@ impl Engine {
                 .and_then(Result::ok)
                 .unwrap_or(0);
             // One started meanwhile is refused by remove, and stays.
-            match self.remove(&r.id, false).await {
+            match self.remove(&r.id, false, false).await {
                 Ok(()) => {
                     deleted.push(r.id);
                     reclaimed += size;

@@ -230,6 +230,33 @@ pub fn docker_full(d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> (i32, Str
     (code, String::from_utf8_lossy(&out).into_owned(), err)
 }
 
+/// Runs the docker-py script `tests/py/<script>` against the daemon, which must succeed;
+/// returns its output, or `None` (after saying so) without python3-docker.
+#[track_caller]
+pub fn docker_py(d: &Daemon, script: &str) -> Option<String> {
+    let check = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .unwrap();
+    if !check.success() {
+        eprintln!("SKIP: python3-docker is not installed (scripts/install-deps.sh installs it)");
+        return None;
+    }
+    let out = Command::new("python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/py")
+                .join(script),
+        )
+        .arg(format!("unix://{}", d.socket().display()))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script}: {text}");
+    Some(text)
+}
+
 /// Polls `check` until it holds, for 20 s at the most.
 #[track_caller]
 pub fn wait_for(check: impl FnMut() -> bool, what: &str) {
