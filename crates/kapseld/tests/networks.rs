@@ -345,3 +345,51 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
         "no namespace of the failed start"
     );
 }
+
+#[test]
+fn connection_logging_records_who_talked_to_whom() {
+    let Some(d) = daemon_with_busybox("net-log") else {
+        return;
+    };
+    ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "-o",
+            "kapsel.log-connections=true",
+            "watched",
+        ],
+    );
+    let listener = TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let gw = gateway(&d, "watched");
+    let script = format!("nc -w 2 {gw} {port} </dev/null 2>/dev/null; ip -4 -o addr show eth0");
+    let shown = run_sh(&d, &["--rm", "--network", "watched", "busybox"], &script);
+    let source = shown
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let wanted = [
+        "\"network\":\"watched\"".to_string(),
+        "\"protocol\":\"tcp\"".to_string(),
+        format!("\"source\":\"{source}\""),
+        format!("\"destination\":\"{gw}\""),
+        format!("\"destination_port\":{port}"),
+    ];
+    wait_for(
+        || {
+            let log = d.http("GET", "/networks/watched/connections");
+            log.split("},{")
+                .any(|entry| wanted.iter().all(|w| entry.contains(w)))
+        },
+        "the test connection in the network's connection log",
+    );
+    let unlogged = d.http("GET", "/networks/bridge/connections");
+    assert!(unlogged.contains("does not log connections"), "{unlogged}");
+}

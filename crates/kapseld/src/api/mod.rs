@@ -88,6 +88,7 @@ pub fn service(state: AppState) -> Router {
             get(networks::inspect).delete(networks::remove),
         )
         .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/connections", get(networks::connections))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))

@@ -263,6 +263,27 @@ pub async fn prune(
     Ok(Json(json!({"NetworksDeleted": deleted})))
 }
 
+/// `GET /networks/{id}/connections` (kapsel's): the latest new connections logged on
+/// a network created with `-o kapsel.log-connections=true`.
+pub async fn connections(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let network = state.engine.networks.get(&id)?;
+    if !network.log_connections() {
+        return Err(ApiError::bad_request(format!(
+            "network {} does not log connections: create it with -o {}=true",
+            network.name,
+            crate::networks::record::LOG_CONNECTIONS_OPTION
+        )));
+    }
+    Ok(Json(json!(state
+        .engine
+        .networks
+        .connections
+        .recent(&network.name))))
+}
+
 pub async fn connect(
     State(state): State<AppState>,
     Path(id): Path<String>,

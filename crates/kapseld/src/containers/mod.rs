@@ -46,14 +46,9 @@ pub enum ContainerError {
         "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". \
          You have to remove (or rename) that container to be able to reuse that name."
     )]
-    NameInUse {
-        name: String,
-        id: String,
-    },
+    NameInUse { name: String, id: String },
     #[error("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
-    InvalidName {
-        name: String,
-    },
+    InvalidName { name: String },
     #[error("{0}")]
     InvalidConfig(String),
     #[error("No command specified")]

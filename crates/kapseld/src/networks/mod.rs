@@ -4,6 +4,7 @@
 //! are attached where and which ports they publish — rebuilt from the container records
 //! after a restart, so the firewall table and bridges can always be re-derived.
 
+pub mod connections;
 pub mod ports;
 pub mod record;
 
@@ -117,6 +118,7 @@ pub struct Networks {
     resolvers: Arc<Mutex<BTreeMap<String, Resolver>>>,
     /// kapseld's runtime, which runs the DNS servers; the other calls here block.
     runtime: tokio::runtime::Handle,
+    pub connections: Arc<connections::ConnectionLog>,
 }
 
 impl Networks {
@@ -154,6 +156,7 @@ impl Networks {
             state: Arc::new(Mutex::new(state)),
             resolvers: Arc::new(Mutex::new(BTreeMap::new())),
             runtime: tokio::runtime::Handle::current(),
+            connections: Arc::default(),
         };
         for (name, driver) in [("bridge", BRIDGE), ("host", HOST), ("none", NULL)] {
             if networks.get(name).is_err() {
@@ -357,6 +360,9 @@ impl Networks {
         };
         let address = Ipv4Net::new(gateway, subnet.prefix_len()).expect("prefix of a subnet");
         Netlink::connect()?.ensure_bridge(&network.bridge, address, 1500)?;
+        if network.log_connections() {
+            self.connections.start(self.instance.log_group);
+        }
         {
             let mut state = self.state();
             state.networks.insert(network.id.clone(), network.clone());
