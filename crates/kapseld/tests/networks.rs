@@ -393,3 +393,51 @@ fn connection_logging_records_who_talked_to_whom() {
     let unlogged = d.http("GET", "/networks/bridge/connections");
     assert!(unlogged.contains("does not log connections"), "{unlogged}");
 }
+
+#[test]
+fn compose_services_reach_each_other_by_name_on_the_project_network() {
+    let Some(d) = daemon_with_busybox("net-compose") else {
+        return;
+    };
+    let Some(project) = compose_project(
+        &d,
+        r#"version: "3.7"
+services:
+  web:
+    image: busybox
+    command: httpd -f -p 80 -h /etc
+    stop_signal: SIGKILL
+    ports: ["127.0.0.1::80"]
+  client:
+    image: busybox
+    stop_signal: SIGKILL
+    command: sleep 1000
+"#,
+    ) else {
+        return;
+    };
+    let up = compose(&d, &project, &["up", "-d"]);
+    let listed = ok(&d, &["ps", "-a"]);
+    assert!(listed.contains("kapseltest_web_1"), "{up}\n{listed}");
+    let networks = ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        networks.lines().any(|n| n == "kapseltest_default"),
+        "{networks}"
+    );
+    let id = inspect(&d, "{{.Config.Hostname}}", "kapseltest_web_1");
+    let script = "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 80 | tail -n 1";
+    let answer = ok(&d, &["exec", "kapseltest_client_1", "sh", "-c", script]);
+    assert_eq!(
+        answer.trim(),
+        id,
+        "the client reaches the web service by name"
+    );
+    let port = published_port(&d, "kapseltest_web_1");
+    wait_for(
+        || http_hostname((Ipv4Addr::LOCALHOST, port)).is_ok_and(|h| h == id),
+        "web published",
+    );
+    compose(&d, &project, &["down"]);
+    let networks = ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!networks.contains("kapseltest_default"), "{networks}");
+}

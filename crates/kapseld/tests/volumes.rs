@@ -4,9 +4,10 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{daemon_with_busybox, docker_py, fails, inspect, ok, run_sh, wait_for, Daemon};
+use common::{
+    compose, compose_project, daemon_with_busybox, docker_py, fails, inspect, ok, run_sh, wait_for,
+    Daemon,
+};
 
 /// The volume names `docker volume ls -q` lists, sorted.
 fn volume_names(d: &Daemon) -> Vec<String> {
@@ -377,30 +378,18 @@ fn docker_py_drives_volumes() {
     assert!(text.contains("docker-py volumes ok"), "{text}");
 }
 
-/// docker-compose 1.29 (Debian's package), with `network_mode: none`: it needs no
-/// /networks endpoints then.
+/// docker-compose 1.29 (Debian's package): a named volume and a bind mount.
 #[test]
 fn compose_project_keeps_its_named_volume_across_down_and_up() {
     let Some(d) = daemon_with_busybox("vol-compose") else {
         return;
     };
-    if Command::new("docker-compose")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIP: docker-compose is not installed (scripts/install-deps.sh installs it)");
-        return;
-    }
-    let project = d.dir.join("project");
-    std::fs::create_dir_all(project.join("hostdir")).unwrap();
-    std::fs::write(
-        project.join("docker-compose.yml"),
+    let Some(project) = compose_project(
+        &d,
         r#"version: "3.7"
 services:
   app:
     image: busybox
-    network_mode: none
     stop_signal: SIGKILL
     command: ["sh", "-c", "echo run >> /data/runs; cp /data/runs /host/runs; sleep 1000"]
     volumes:
@@ -409,20 +398,11 @@ services:
 volumes:
   appdata:
 "#,
-    )
-    .unwrap();
-    let compose = |args: &[&str]| {
-        let out = Command::new("docker-compose")
-            .current_dir(&project)
-            .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
-            .args(["-p", "kapseltest"])
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "docker-compose {args:?}: {text}");
+    ) else {
+        return;
     };
+    std::fs::create_dir_all(project.join("hostdir")).unwrap();
+    let compose = |args: &[&str]| compose(&d, &project, args);
     let runs = || std::fs::read_to_string(project.join("hostdir/runs")).unwrap_or_default();
     compose(&["up", "-d"]);
     wait_for(|| runs() == "run\n", "the first run to write");

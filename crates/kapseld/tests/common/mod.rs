@@ -390,3 +390,37 @@ fn spawn_kapseld(dir: &Path) -> Child {
     }
     child
 }
+
+/// A docker-compose 1.29 project directory with `compose_yaml`, or `None` (the test
+/// skips) when docker-compose is not installed.
+pub fn compose_project(d: &Daemon, compose_yaml: &str) -> Option<PathBuf> {
+    if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: docker-compose is not installed (scripts/install-deps.sh installs it)");
+        return None;
+    }
+    let project = d.dir.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("docker-compose.yml"), compose_yaml).unwrap();
+    Some(project)
+}
+
+/// `docker-compose -p kapseltest ARGS…` in `project` against this daemon, which must
+/// succeed; returns its output.
+#[track_caller]
+pub fn compose(d: &Daemon, project: &Path, args: &[&str]) -> String {
+    let out = Command::new("docker-compose")
+        .current_dir(project)
+        .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+        .args(["-p", "kapseltest"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "docker-compose {args:?}: {text}");
+    text
+}
