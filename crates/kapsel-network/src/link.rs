@@ -122,15 +122,17 @@ impl Netlink {
         mtu: u32,
     ) -> Result<(), NetworkError> {
         if self.index_of(name)?.is_none() {
-            let bridge = LinkBridge::new(name).mtu(mtu).build();
+            let bridge = LinkBridge::new(name).build();
             self.run(self.handle.link().add(bridge).execute())
                 .map_err(netlink_error(format!("creating bridge {name}")))?;
         }
         let index = self.require_index(name)?;
         self.add_address(name, index, gateway)?;
+        // Set after creation, as a change: only then does the bridge keep it when its
+        // last port goes, instead of falling back to 1500.
         self.set(
             format!("bringing up bridge {name}"),
-            LinkUnspec::new_with_index(index).up().build(),
+            LinkUnspec::new_with_index(index).mtu(mtu).up().build(),
         )?;
         write_sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")?;
         write_sysctl("net/ipv4/ip_forward", "1")
@@ -222,6 +224,7 @@ impl Netlink {
             LinkUnspec::new_with_index(index)
                 .name(iface.name.clone())
                 .address(iface.mac().to_vec())
+                .mtu(iface.mtu)
                 .build(),
         )?;
         self.add_address(&iface.name, index, iface.address)?;

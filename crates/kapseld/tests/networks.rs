@@ -264,10 +264,43 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     let Some(d) = daemon_with_busybox("net-bad") else {
         return;
     };
-    ok(
-        &d,
-        &["network", "create", "--subnet", "10.123.0.0/24", "first"],
+    let create_first = [
+        "network",
+        "create",
+        "--subnet",
+        "10.123.0.0/24",
+        "--ip-range",
+        "10.123.0.128/25",
+        "-o",
+        "com.docker.network.bridge.name=kt-first",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "first",
+    ];
+    ok(&d, &create_first);
+    let script = "ip -o -4 addr show eth0; cat /sys/class/net/eth0/mtu";
+    let shown = run_sh(&d, &["--rm", "--network", "first", "busybox"], script);
+    assert!(
+        shown.contains("inet 10.123.0.129/24"),
+        "first address of the range: {shown}"
     );
+    assert!(
+        shown.trim_end().ends_with("1400"),
+        "the network's MTU: {shown}"
+    );
+    let bridge_mtu = std::fs::read_to_string("/sys/class/net/kt-first/mtu").unwrap();
+    assert_eq!(bridge_mtu.trim(), "1400", "the bridge, named as asked");
+    let out = fails(
+        &d,
+        &[
+            "network",
+            "create",
+            "-o",
+            "com.docker.network.bridge.name=lo",
+            "hijack",
+        ],
+    );
+    assert!(out.contains("taken by an interface"), "{out}");
     let out = fails(
         &d,
         &["network", "create", "--subnet", "10.123.0.0/16", "second"],

@@ -256,7 +256,26 @@ impl Networks {
             }
         }
         let id = kapsel_network_id();
-        let bridge = format!("kbr-{}", &id[..11]);
+        let bridge = match request.options.get(record::BRIDGE_NAME_OPTION) {
+            Some(name) => {
+                let name = valid_interface_name(name)?;
+                if Netlink::connect()?.index_of(&name)?.is_some() {
+                    return Err(NetworkError::Invalid(format!(
+                        "bridge name {name} is taken by an interface of this host: choose another"
+                    )));
+                }
+                name
+            }
+            None => format!("kbr-{}", &id[..11]),
+        };
+        if let Some(mtu) = request.options.get(record::MTU_OPTION) {
+            if !mtu.parse::<u32>().is_ok_and(|m| (68..=65535).contains(&m)) {
+                return Err(NetworkError::Invalid(format!(
+                    "invalid {} {mtu}: use a number from 68 to 65535",
+                    record::MTU_OPTION
+                )));
+            }
+        }
         let _lock = ipam::host_lock().map_err(io_error("locking /run/kapsel/ipam.lock".into()))?;
         let subnet = match request.subnet {
             Some(subnet) => {
@@ -359,7 +378,7 @@ impl Networks {
             )));
         };
         let address = Ipv4Net::new(gateway, subnet.prefix_len()).expect("prefix of a subnet");
-        Netlink::connect()?.ensure_bridge(&network.bridge, address, 1500)?;
+        Netlink::connect()?.ensure_bridge(&network.bridge, address, network.mtu())?;
         if network.log_connections() {
             self.connections.start(self.instance.log_group);
         }
@@ -624,7 +643,7 @@ impl Networks {
             bridge: network.bridge.clone(),
             address: Ipv4Net::new(ip, subnet.prefix_len()).expect("prefix of a subnet"),
             default_gateway: (index == 0 && !network.internal).then_some(gateway),
-            mtu: 1500,
+            mtu: network.mtu(),
         };
         if let Err(e) = link::attach(ns, &iface) {
             self.release_address(container_id, &network.id);
@@ -793,6 +812,22 @@ impl Networks {
             tracing::warn!("{e}");
         }
     }
+}
+
+/// `-o com.docker.network.bridge.name=NAME`: a name the kernel takes, and not one of
+/// another network.
+fn valid_interface_name(name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        return Err(NetworkError::Invalid(format!(
+            "invalid bridge name {name:?}: use at most 15 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    Ok(name.to_string())
 }
 
 /// A random 64-hex ID, as Docker's network and endpoint IDs.

@@ -37,6 +37,10 @@ pub struct NetworkRecord {
     pub options: BTreeMap<String, String>,
 }
 
+/// Docker's bridge driver options kapsel honours.
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+pub const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
 /// `-o kapsel.log-connections=true` on `network create`: new connections into, out of
 /// and within the network are logged.
 pub const LOG_CONNECTIONS_OPTION: &str = "kapsel.log-connections";
@@ -46,6 +50,14 @@ impl NetworkRecord {
     /// removed.
     pub fn is_predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
+    }
+
+    /// The MTU of the bridge and its veths (`-o com.docker.network.driver.mtu`).
+    pub fn mtu(&self) -> u32 {
+        self.options
+            .get(MTU_OPTION)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1500)
     }
 
     pub fn log_connections(&self) -> bool {
