@@ -7,6 +7,7 @@ pub mod db;
 pub mod etc;
 pub mod exec;
 pub mod fs;
+pub mod health;
 pub mod inspect;
 pub mod logs;
 pub mod names;
@@ -306,6 +307,7 @@ impl Engine {
         };
         log_options(&host_config, &self.config, Path::new(""))?;
         restart::validate(&host_config.restart_policy).map_err(ContainerError::InvalidConfig)?;
+        health::validate(config.healthcheck.as_ref()).map_err(ContainerError::InvalidConfig)?;
         if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
         {
             return Err(ContainerError::InvalidConfig(
@@ -420,18 +422,21 @@ impl Engine {
         match launched.await {
             Ok(started) => {
                 let mut r = container.record();
+                let previous_health = r.state.health.take();
                 r.state = State {
                     status: Status::Running,
                     pid: started.pid,
                     started_at: kapsel_runtime::state::now_rfc3339(),
                     shim_pid: started.shim_pid,
                     shim_start_time: started.shim_start_time,
+                    health: health::on_start(&r.config, previous_health),
                     ..State::default()
                 };
                 self.save(&r)?;
                 self.emit(&r, "start", &[]);
                 drop(r);
                 self.watch(container.clone(), started);
+                self.monitor_health(container.clone());
                 Ok(())
             }
             Err(e) => {
@@ -551,7 +556,18 @@ impl Engine {
             pid: state.pid,
         };
         // wait_for_exit returns at once for a shim that is gone.
-        self.watch(container, started);
+        self.watch(container.clone(), started);
+        if state.status.is_live() {
+            // As dockerd on a restore: the check starts over from `starting`.
+            let mut r = container.record();
+            let previous = r.state.health.take();
+            r.state.health = health::on_start(&r.config, previous);
+            if let Err(e) = self.save(&r) {
+                tracing::error!(container = %r.id, "resetting the health status: {e}");
+            }
+            drop(r);
+            self.monitor_health(container);
+        }
     }
 
     /// The shim ended: the exit status it wrote goes into the record, the root
@@ -918,8 +934,8 @@ fn is_hello_world(name: &str) -> bool {
 }
 
 /// dockerd's merge: Env by key (the request wins), and Cmd, Entrypoint, WorkingDir,
-/// User, Labels, StopSignal from the image where the request has none. An Entrypoint in
-/// the request drops the image's Cmd.
+/// User, Labels, StopSignal, Healthcheck from the image where the request has none. An
+/// Entrypoint in the request drops the image's Cmd.
 fn merge_image_config(config: &mut Config, image: &Value) {
     let strings = |key: &str| -> Option<Vec<String>> {
         image
@@ -954,6 +970,7 @@ fn merge_image_config(config: &mut Config, image: &Value) {
             .and_then(Value::as_str)
             .map(String::from);
     }
+    health::merge_image(config, image.get("Healthcheck"));
     let mut labels: BTreeMap<String, String> = image
         .get("Labels")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
