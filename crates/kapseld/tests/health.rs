@@ -261,7 +261,7 @@ fn health_monitoring_resumes_after_a_daemon_crash() {
         ],
     );
     wait_for_health(&d, "watched", "unhealthy");
-    d.crash_and_restart();
+    d.crash_and_restart(Duration::ZERO);
     ok(&d, &["exec", "watched", "touch", "/tmp/ready"]);
     wait_for_health(&d, "watched", "healthy");
     ok(&d, &["exec", "watched", "rm", "/tmp/ready"]);

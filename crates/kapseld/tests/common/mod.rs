@@ -25,11 +25,13 @@ impl Daemon {
         Daemon { dir, child }
     }
 
-    /// SIGKILL (by PID) and a new kapseld on the same data, exec root and socket: what a
-    /// crash and a restart of the daemon look like to its containers.
-    pub fn crash_and_restart(&mut self) {
+    /// SIGKILL (by PID), `down` without a daemon, and a new kapseld on the same data,
+    /// exec root and socket: what a crash and a restart of the daemon look like to its
+    /// containers.
+    pub fn crash_and_restart(&mut self, down: Duration) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        std::thread::sleep(down);
         self.child = spawn_kapseld(&self.dir);
     }
 
