@@ -358,11 +358,7 @@ fn events_report_the_life_of_a_container() {
     );
     assert_eq!(code, 4, "{err}");
     ok(&d, &["rm", "brief"]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        + 0.5;
+    let now = common::unix_now() + 0.5;
     let out = ok(
         &d,
         &[
@@ -506,4 +502,60 @@ fn logs_keep_every_line_of_a_fast_writer_through_rotation() {
     let sizes = log_file_sizes(&d, "capped");
     assert!(sizes.len() <= 3, "{sizes:?}");
     assert!(sizes.iter().all(|s| *s <= 100_000), "{sizes:?}");
+}
+
+#[test]
+fn an_oom_kill_is_reported_in_inspect_and_events() {
+    let Some(d) = daemon_with_busybox("oom") else {
+        return;
+    };
+    let since = common::unix_now() - 1.0;
+    // tail keeps every byte of an endless line: the memory limit stops it.
+    let (code, _, err) = docker_full(
+        &d,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "-m",
+            "8m",
+            "busybox",
+            "sh",
+            "-c",
+            "tail /dev/zero",
+        ],
+        None,
+    );
+    assert_eq!(code, 137, "{err}");
+    assert_eq!(
+        inspect(&d, "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog"),
+        "true 137"
+    );
+    run_sh(&d, &["--name", "frugal", "-m", "8m", "busybox"], "true");
+    assert_eq!(inspect(&d, "{{.State.OOMKilled}}", "frugal"), "false");
+    let events = common::events_since(&d, since, &["event=oom", "event=die"]);
+    assert_eq!(events, ["oom hog", "die hog", "die frugal"], "{events:?}");
+    // The flag belongs to one run: a start that ends well clears it.
+    let (code, _, err) = docker_full(
+        &d,
+        &[
+            "run",
+            "--name",
+            "once",
+            "-m",
+            "8m",
+            "busybox",
+            "sh",
+            "-c",
+            "test -e /once || { touch /once; tail /dev/zero; }",
+        ],
+        None,
+    );
+    assert_eq!(code, 137, "{err}");
+    assert_eq!(inspect(&d, "{{.State.OOMKilled}}", "once"), "true");
+    ok(&d, &["start", "-a", "once"]);
+    assert_eq!(
+        inspect(&d, "{{.State.OOMKilled}} {{.State.ExitCode}}", "once"),
+        "false 0"
+    );
 }

@@ -4,16 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{daemon_with_busybox, inspect, ok, wait_for, Daemon};
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
+use common::{daemon_with_busybox, inspect, ok, unix_now as now, wait_for, Daemon};
 
 /// `docker run -d --name NAME FLAGS… busybox sleep 1000`.
 #[track_caller]
@@ -43,7 +36,7 @@ fn probes_make_containers_healthy_or_unhealthy_as_docker_reports_them() {
     let Some(d) = daemon_with_busybox("health") else {
         return;
     };
-    let since = format!("{:.3}", now() - 1.0);
+    let since = now() - 1.0;
     let quick = ["--health-interval", "200ms", "--health-retries", "2"];
     run_checked(
         &d,
@@ -156,28 +149,14 @@ fn probes_make_containers_healthy_or_unhealthy_as_docker_reports_them() {
         "{err}"
     );
 
-    let events = ok(
-        &d,
-        &[
-            "events",
-            "--since",
-            &since,
-            "--until",
-            &format!("{:.3}", now()),
-            "--filter",
-            "event=health_status",
-            "--format",
-            "{{.Action}} {{.Actor.Attributes.name}}",
-        ],
-    );
-    let events: Vec<&str> = events.lines().collect();
+    let events = common::events_since(&d, since, &["event=health_status"]);
     for expected in [
         "health_status: healthy good",
         "health_status: unhealthy bad",
         "health_status: unhealthy slow",
     ] {
         assert_eq!(
-            events.iter().filter(|e| **e == expected).count(),
+            events.iter().filter(|e| *e == expected).count(),
             1,
             "{expected} once, on the change: {events:?}"
         );

@@ -220,6 +220,7 @@ impl Engine {
                     ..LogOptions::default()
                 },
                 attach: listener,
+                oom_file: None,
             },
         )
         .await?;

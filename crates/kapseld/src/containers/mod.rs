@@ -521,6 +521,9 @@ impl Engine {
                 stdin: record.config.open_stdin,
                 log: &log,
                 attach: listener,
+                oom_file: stats::container_cgroup(&self.config, &record.id)
+                    .ok()
+                    .and_then(|cg| cg.oom_events_file()),
             },
         )
         .await
@@ -594,6 +597,7 @@ impl Engine {
                 Some(e) => {
                     r.state.exit_code = e.exit_code;
                     r.state.finished_at = e.finished_at.clone();
+                    r.state.oom_killed = e.oom_killed;
                 }
                 None => {
                     r.state.exit_code = 255;
@@ -609,6 +613,11 @@ impl Engine {
             }
             if let Err(e) = self.save(&r) {
                 tracing::error!(container = %id, "recording the exit: {e}");
+            }
+            if r.state.oom_killed {
+                // dockerd reports the kill as it happens; the shim tells of it at the
+                // exit, so `oom` comes just before `die`.
+                self.emit(&r, "oom", &[]);
             }
             self.emit(&r, "die", &[("exitCode", r.state.exit_code.to_string())]);
             (r.state.exit_code, r.host_config.auto_remove, restart_after)

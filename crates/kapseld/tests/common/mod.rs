@@ -128,6 +128,26 @@ impl Drop for Daemon {
     }
 }
 
+/// Seconds since the epoch, as `docker events --since/--until` take them.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `docker events` from `since` until now with `--filter`s, as "ACTION NAME" lines.
+#[track_caller]
+pub fn events_since(d: &Daemon, since: f64, filters: &[&str]) -> Vec<String> {
+    let (since, until) = (format!("{since:.3}"), format!("{:.3}", unix_now()));
+    let mut args = vec!["events", "--since", &since, "--until", &until];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    args.extend(["--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
+    ok(d, &args).lines().map(String::from).collect()
+}
+
 pub fn have_docker_cli() -> bool {
     Path::new(DOCKER).exists()
 }
