@@ -11,6 +11,7 @@ PKGS=(
   e2fsprogs                       # chattr: the installed runtime binary is made immutable
   tini                            # `run --init`: tini-static becomes the container's /sbin/docker-init
   python3-docker                  # docker-py drives kapseld in the engine tests
+  python3-prometheus-client       # its parser reads kapseld's /metrics in the engine tests
   hyperfine                       # benchmarks
   iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
 )

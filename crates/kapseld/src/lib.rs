@@ -8,3 +8,4 @@ pub mod api;
 pub mod containers;
 pub mod daemon;
 pub mod events;
+pub mod metrics;

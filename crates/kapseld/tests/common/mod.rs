@@ -14,15 +14,23 @@ pub const DOCKER: &str = "/usr/local/bin/docker";
 pub struct Daemon {
     pub dir: PathBuf,
     child: Child,
+    /// Flags beyond the data root, exec root and socket.
+    flags: Vec<String>,
 }
 
 impl Daemon {
     pub fn start(name: &str) -> Daemon {
+        Daemon::start_with(name, &[])
+    }
+
+    /// A daemon started with extra `flags`.
+    pub fn start_with(name: &str, flags: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("kapseld-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let child = spawn_kapseld(&dir);
-        Daemon { dir, child }
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let child = spawn_kapseld(&dir, &flags);
+        Daemon { dir, child, flags }
     }
 
     /// SIGKILL (by PID), `down` without a daemon, and a new kapseld on the same data,
@@ -32,7 +40,7 @@ impl Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(down);
-        self.child = spawn_kapseld(&self.dir);
+        self.child = spawn_kapseld(&self.dir, &self.flags);
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -154,16 +162,26 @@ pub fn have_docker_cli() -> bool {
 
 /// A daemon, or `None` (after saying so) without a docker CLI.
 pub fn daemon_with_cli(name: &str) -> Option<Daemon> {
+    daemon_with_cli_and(name, &[])
+}
+
+/// A daemon started with extra `flags`, or `None` (after saying so) without a docker CLI.
+pub fn daemon_with_cli_and(name: &str, flags: &[&str]) -> Option<Daemon> {
     if !have_docker_cli() {
         eprintln!("SKIP: no docker CLI at {DOCKER}");
         return None;
     }
-    Some(Daemon::start(name))
+    Some(Daemon::start_with(name, flags))
 }
 
 /// A daemon with `busybox:latest` loaded, or `None` (after saying so) without a docker CLI.
 pub fn daemon_with_busybox(name: &str) -> Option<Daemon> {
-    let d = daemon_with_cli(name)?;
+    daemon_with_busybox_and(name, &[])
+}
+
+/// A daemon started with extra `flags` and `busybox:latest` loaded.
+pub fn daemon_with_busybox_and(name: &str, flags: &[&str]) -> Option<Daemon> {
+    let d = daemon_with_cli_and(name, flags)?;
     let archive = busybox_archive(&d.dir);
     ok(&d, &["load", "-i", &archive.to_string_lossy()]);
     Some(d)
@@ -368,12 +386,13 @@ fn header() -> tar::Header {
 }
 
 /// Starts kapseld on `dir` and waits until it answers on its socket.
-fn spawn_kapseld(dir: &Path) -> Child {
+fn spawn_kapseld(dir: &Path, flags: &[String]) -> Child {
     let socket = dir.join("api.sock");
     let child = Command::new(env!("CARGO_BIN_EXE_kapseld"))
         .args(["--data-root", &dir.join("data").to_string_lossy()])
         .args(["--exec-root", &dir.join("run").to_string_lossy()])
         .args(["-H", &format!("unix://{}", socket.display())])
+        .args(flags)
         .stderr(Stdio::null())
         .spawn()
         .expect("start kapseld");
