@@ -15,7 +15,7 @@ use tokio::io::AsyncReadExt;
 
 use super::exec::ExecConfig;
 use super::record::{Config, Health, HealthConfig, HealthResult, Record, Status};
-use super::{Container, ContainerError, Engine};
+use super::{inspect, Container, ContainerError, Engine};
 
 /// dockerd's defaults for a zero setting.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -201,8 +201,7 @@ impl Engine {
             return;
         };
         let timing = Timing::of(&check);
-        let started = humantime::parse_rfc3339_weak(record.state.started_at.trim_end_matches('Z'))
-            .unwrap_or_else(|_| SystemTime::now());
+        let started = inspect::parse_time(&record.state.started_at).unwrap_or_else(SystemTime::now);
         let mut lifecycle = container.lifecycle.subscribe();
         let generation = lifecycle.borrow_and_update().exits;
         let engine = self.clone();
@@ -321,8 +320,7 @@ impl Engine {
             return;
         };
         let before = health.status.clone();
-        let probed_at = humantime::parse_rfc3339_weak(result.start.trim_end_matches('Z'))
-            .unwrap_or_else(|_| SystemTime::now());
+        let probed_at = inspect::parse_time(&result.start).unwrap_or_else(SystemTime::now);
         let in_start_period = probed_at
             .duration_since(started)
             .is_ok_and(|d| d < timing.start_period);

@@ -184,11 +184,15 @@ pub fn human_duration(seconds: i64) -> String {
 
 /// Seconds since the epoch of an RFC 3339 time (0 for Docker's zero time or garbage).
 pub fn unix_seconds(time: &str) -> i64 {
-    humantime::parse_rfc3339_weak(time.trim_end_matches('Z'))
-        .ok()
+    parse_time(time)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// An RFC 3339 time as the records keep them (UTC, `Z`, up to nanoseconds).
+pub fn parse_time(time: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339_weak(time.trim_end_matches('Z')).ok()
 }
 
 #[cfg(test)]
