@@ -56,7 +56,7 @@ fn probes_make_containers_healthy_or_unhealthy_as_docker_reports_them() {
                 "--health-cmd",
                 "echo begun; sleep 5",
                 "--health-timeout",
-                "300ms",
+                "1s",
             ],
             &quick[..],
         ]
@@ -111,7 +111,7 @@ fn probes_make_containers_healthy_or_unhealthy_as_docker_reports_them() {
         .split('|')
         .next()
         .unwrap(),
-        "-1 Health check exceeded timeout (300ms): begun\n"
+        "-1 Health check exceeded timeout (1s): begun\n"
     );
 
     let ps = ok(&d, &["ps", "--format", "{{.Names}} {{.Status}}"]);
@@ -170,8 +170,10 @@ fn probes_make_containers_healthy_or_unhealthy_as_docker_reports_them() {
         inspect(&d, "{{.State.Health.FailingStreak}}", "bad"),
         streak
     );
-    // Probes leave no exec behind.
-    assert_eq!(inspect(&d, "{{json .ExecIDs}}", "good"), "null");
+    // Finished probes leave no exec behind (one may be under way).
+    let execs: Option<Vec<String>> =
+        serde_json::from_str(&inspect(&d, "{{json .ExecIDs}}", "good")).unwrap();
+    assert!(execs.unwrap_or_default().len() <= 1);
 }
 
 #[test]
