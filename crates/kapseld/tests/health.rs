@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{daemon_with_busybox, inspect, ok, unix_now as now, wait_for, Daemon};
+use common::{daemon_with_busybox, inspect, ok, wait_for, Daemon};
 
 /// `docker run -d --name NAME FLAGS… busybox sleep 1000`.
 #[track_caller]
@@ -36,7 +36,7 @@ fn probes_make_containers_healthy_or_unhealthy_as_docker_reports_them() {
     let Some(d) = daemon_with_busybox("health") else {
         return;
     };
-    let since = now() - 1.0;
+    let mut events = common::EventFollower::start(&d, &["event=health_status"]);
     let quick = ["--health-interval", "200ms", "--health-retries", "2"];
     run_checked(
         &d,
@@ -149,16 +149,16 @@ fn probes_make_containers_healthy_or_unhealthy_as_docker_reports_them() {
         "{err}"
     );
 
-    let events = common::events_since(&d, since, &["event=health_status"]);
     for expected in [
         "health_status: healthy good",
         "health_status: unhealthy bad",
         "health_status: unhealthy slow",
     ] {
+        let seen = events.wait_for(expected);
         assert_eq!(
-            events.iter().filter(|e| *e == expected).count(),
+            seen.iter().filter(|e| *e == expected).count(),
             1,
-            "{expected} once, on the change: {events:?}"
+            "{expected} once, on the change: {seen:?}"
         );
     }
 

@@ -156,6 +156,65 @@ pub fn events_since(d: &Daemon, since: f64, filters: &[&str]) -> Vec<String> {
     ok(d, &args).lines().map(String::from).collect()
 }
 
+/// `docker events --filter …` followed live (past events can leave the daemon's bounded
+/// log), as "ACTION NAME" lines; the CLI is killed (by PID) on drop.
+pub struct EventFollower {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl EventFollower {
+    pub fn start(d: &Daemon, filters: &[&str]) -> EventFollower {
+        let mut cmd = d.docker_command();
+        cmd.arg("events");
+        for f in filters {
+            cmd.args(["--filter", f]);
+        }
+        let mut child = cmd
+            .args(["--format", "{{.Action}} {{.Actor.Attributes.name}}"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(out).map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        EventFollower {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (20 s at the most) until `line` has come; returns every line so far.
+    #[track_caller]
+    pub fn wait_for(&mut self, line: &str) -> &[String] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.seen.iter().any(|l| l == line) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("no event {line:?}; seen {:?}", self.seen),
+            }
+        }
+        &self.seen
+    }
+}
+
+impl Drop for EventFollower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn have_docker_cli() -> bool {
     Path::new(DOCKER).exists()
 }
