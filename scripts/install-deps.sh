@@ -13,6 +13,7 @@ PKGS=(
   python3-docker                  # docker-py drives kapseld in the engine tests
   nftables                        # kapseld's firewall: the nftables crate drives nft -j
   docker-compose                  # compose 1.29 drives volumes in the engine tests (tests/volumes.rs)
+  python3-prometheus-client       # its parser reads kapseld's /metrics in the engine tests
   hyperfine                       # benchmarks
   iproute2 procps python3 jq      # tests inspect namespaces, processes and JSON
   dnsutils                        # dig queries the embedded DNS server in kapsel-network tests

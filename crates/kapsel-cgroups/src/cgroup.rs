@@ -175,6 +175,13 @@ impl Cgroup {
         }
     }
 
+    /// The file whose `oom_kill N` line counts this cgroup's OOM kills (for a supervisor
+    /// that reads it after the processes ended); `None` without a memory controller.
+    pub fn oom_events_file(&self) -> Option<PathBuf> {
+        self.files(Controller::Memory)
+            .map(crate::controllers::memory::oom_events_file)
+    }
+
     pub fn stats(&self) -> Result<Stats> {
         crate::controllers::stats(self)
     }

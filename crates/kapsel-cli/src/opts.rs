@@ -147,6 +147,9 @@ pub struct ContainerOpts {
     /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)
     #[arg(long = "health-start-period")]
     pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h)
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
@@ -327,7 +330,8 @@ impl ContainerOpts {
             || self.health_interval.is_some()
             || self.health_timeout.is_some()
             || self.health_retries.is_some()
-            || self.health_start_period.is_some();
+            || self.health_start_period.is_some()
+            || self.health_start_interval.is_some();
         if self.no_healthcheck {
             if any_option {
                 return Err(invalid(
@@ -350,6 +354,11 @@ impl ContainerOpts {
                 "StartPeriod",
                 "--health-start-period",
                 &self.health_start_period,
+            ),
+            (
+                "StartInterval",
+                "--health-start-interval",
+                &self.health_start_interval,
             ),
         ] {
             if let Some(v) = value {
@@ -1084,12 +1093,15 @@ mod tests {
             "30s",
             "--health-retries",
             "3",
+            "--health-start-interval",
+            "2s",
             "--entrypoint",
             "",
         ]);
         assert_eq!(
             b["Healthcheck"],
-            json!({"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000i64, "Retries": 3})
+            json!({"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000i64,
+                   "StartInterval": 2_000_000_000i64, "Retries": 3})
         );
         assert_eq!(b["Entrypoint"], json!([]));
         assert_eq!(

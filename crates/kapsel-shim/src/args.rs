@@ -38,11 +38,14 @@ pub struct Args {
     pub stdin: bool,
     /// None with `--log-driver none`.
     pub log: Option<LogOptions>,
+    /// The container's OOM-kill counter (`oom_kill N` in cgroup v1's memory.oom_control
+    /// or v2's memory.events), read at the exit before the runtime removes the cgroup.
+    pub oom_file: Option<PathBuf>,
 }
 
 pub const USAGE: &str = "usage: kapsel-shim --runtime PATH --runtime-root DIR --id ID --dir DIR \
 (--bundle DIR | --exec-process FILE) [--tty] [--stdin] [--log-driver json-file|none] \
-[--log-path FILE] [--log-max-size BYTES] [--log-max-file N] [--log-compress]";
+[--log-path FILE] [--log-max-size BYTES] [--log-max-file N] [--log-compress] [--oom-file FILE]";
 
 /// Values as they come from the command line, before the combination is checked.
 #[derive(Default)]
@@ -60,6 +63,7 @@ struct Raw {
     log_max_size: Option<u64>,
     log_max_file: Option<u32>,
     log_compress: bool,
+    oom_file: Option<PathBuf>,
 }
 
 /// Parses the arguments after the program name.
@@ -94,6 +98,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args> {
             "--log-path" => raw.log_path = Some(value()?.into()),
             "--log-max-size" => raw.log_max_size = Some(number(&flag, &value()?)?),
             "--log-max-file" => raw.log_max_file = Some(number(&flag, &value()?)?),
+            "--oom-file" => raw.oom_file = Some(value()?.into()),
             "--tty" | "--stdin" | "--log-compress" if inline.is_some() => {
                 return Err(Error::msg(format!("{flag} takes no value")))
             }
@@ -173,6 +178,7 @@ impl Raw {
             tty: self.tty,
             stdin: self.stdin,
             log,
+            oom_file: self.oom_file.map(absolute),
         })
     }
 }

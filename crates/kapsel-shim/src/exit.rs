@@ -31,14 +31,14 @@ impl ExitStatus {
         }
     }
 
-    /// `{"exit_code":N,"signal":S|null,"finished_at":"…Z"}`
-    pub fn to_json(self, finished_at: SystemTime) -> Vec<u8> {
-        let mut out = Vec::with_capacity(96);
+    /// `{"exit_code":N,"signal":S|null,"oom_killed":B,"finished_at":"…Z"}`
+    pub fn to_json(self, finished_at: SystemTime, oom_killed: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(112);
         let signal = self.signal.map_or("null".to_owned(), |s| s.to_string());
         // Writing into a Vec cannot fail.
         let _ = write!(
             out,
-            r#"{{"exit_code":{},"signal":{signal},"finished_at":""#,
+            r#"{{"exit_code":{},"signal":{signal},"oom_killed":{oom_killed},"finished_at":""#,
             self.code
         );
         push_rfc3339(&mut out, finished_at, Fraction::Nanos);
@@ -47,16 +47,29 @@ impl ExitStatus {
     }
 }
 
+/// Whether the OOM killer killed a process of the container: the `oom_kill` counter of
+/// the cgroup's memory events file (`oom_kill N` in v1's memory.oom_control and v2's
+/// memory.events alike) is above zero. The cgroup is new with each start, so any kill
+/// counted is this run's.
+pub fn oom_killed(events_file: &Path) -> bool {
+    std::fs::read_to_string(events_file).is_ok_and(|text| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("oom_kill "))
+            .any(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0))
+    })
+}
+
 /// Writes `<dir>/exit.json` so that it is either absent or complete, even across a power
 /// loss: written to a temporary file, synced, renamed over, and the directory synced.
 pub fn write_exit_json(
     dir: &Path,
     status: ExitStatus,
     finished_at: SystemTime,
+    oom_killed: bool,
 ) -> std::io::Result<()> {
     let tmp = dir.join("exit.json.tmp");
     let mut f = File::create(&tmp)?;
-    f.write_all(&status.to_json(finished_at))?;
+    f.write_all(&status.to_json(finished_at, oom_killed))?;
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, dir.join("exit.json"))?;
@@ -98,15 +111,29 @@ mod tests {
             signal: Some(9),
         };
         assert_eq!(
-            String::from_utf8(s.to_json(t)).unwrap(),
-            "{\"exit_code\":137,\"signal\":9,\"finished_at\":\"2026-11-22T18:00:54.000000005Z\"}\n"
+            String::from_utf8(s.to_json(t, true)).unwrap(),
+            "{\"exit_code\":137,\"signal\":9,\"oom_killed\":true,\
+             \"finished_at\":\"2026-11-22T18:00:54.000000005Z\"}\n"
         );
         let s = ExitStatus {
             code: 0,
             signal: None,
         };
-        assert!(String::from_utf8(s.to_json(t))
+        assert!(String::from_utf8(s.to_json(t, false))
             .unwrap()
-            .starts_with("{\"exit_code\":0,\"signal\":null,"));
+            .starts_with("{\"exit_code\":0,\"signal\":null,\"oom_killed\":false,"));
+    }
+
+    #[test]
+    fn oom_kills_are_read_from_v1_and_v2_files() {
+        let dir = std::env::temp_dir().join(format!("shim-oom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("events");
+        std::fs::write(&file, "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
+        assert!(oom_killed(&file));
+        std::fs::write(&file, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n").unwrap();
+        assert!(!oom_killed(&file));
+        assert!(!oom_killed(&dir.join("missing")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -324,8 +324,9 @@ impl<'a> Shim<'a> {
         }
         self.outputs.clear();
         let (status, _) = self.exited.expect("finish runs after the exit");
+        let oom_killed = self.args.oom_file.as_deref().is_some_and(exit::oom_killed);
         let mut code = 0;
-        if let Err(e) = exit::write_exit_json(&self.args.dir, status, now) {
+        if let Err(e) = exit::write_exit_json(&self.args.dir, status, now, oom_killed) {
             diag::log(format_args!(
                 "write {}: {e}",
                 self.args.dir.join("exit.json").display()

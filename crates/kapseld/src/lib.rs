@@ -8,5 +8,6 @@ pub mod api;
 pub mod containers;
 pub mod daemon;
 pub mod events;
+pub mod metrics;
 pub mod networks;
 pub mod volumes;

@@ -9,6 +9,7 @@ use kapsel_image::store::ImageStore;
 use kapseld::api::{self, AppState};
 use kapseld::containers::Engine;
 use kapseld::daemon::{self, DaemonConfig};
+use kapseld::metrics::{self, MetricsState};
 use kapseld::networks::Networks;
 
 #[derive(Parser)]
@@ -39,6 +40,9 @@ struct Flags {
     /// Default container log options: max-size=SIZE, max-file=N.
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9323).
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn main() -> Result<()> {
@@ -56,6 +60,7 @@ fn main() -> Result<()> {
 }
 
 async fn serve(flags: Flags) -> Result<()> {
+    let started = std::time::Instant::now();
     let config = DaemonConfig {
         data_root: flags.data_root,
         exec_root: flags.exec_root,
@@ -110,6 +115,17 @@ async fn serve(flags: Flags) -> Result<()> {
         let listener = daemon::bind(&path)?;
         tracing::info!(socket = %path.display(), "API listening");
         let app = api::service(state.clone());
+        servers.spawn(async move { axum::serve(listener, app).await });
+    }
+    if let Some(addr) = flags.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--metrics-addr {addr}: listening"))?;
+        tracing::info!(%addr, "metrics listening");
+        let app = metrics::service(MetricsState {
+            engine: state.engine.clone(),
+            started,
+        });
         servers.spawn(async move { axum::serve(listener, app).await });
     }
     tokio::select! {

@@ -2,6 +2,10 @@
 //! stop, kill, restart, wait, rm, ps filters, inspect templates, limits, mounts.
 
 mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
 use common::{
     daemon_with_busybox, daemon_with_cli, docker_full, docker_py, inspect, ok, run_sh,
     run_sleeping, wait_for,
@@ -234,22 +238,47 @@ fn containers_outlive_a_crashed_daemon_and_are_adopted() {
     let Some(mut d) = daemon_with_busybox("crash") else {
         return;
     };
+    // The crash moments are random; the seed in a failure message repeats them.
+    let seed = std::env::var("KAPSEL_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut moments = Vec::new();
     run_sh(
         &d,
         &["-d", "--name", "counter", "busybox"],
         "i=0; while true; do echo $i; i=$((i+1)); usleep 2000; done",
     );
-    run_sh(&d, &["-d", "--name", "short", "busybox"], "sleep 2; exit 7");
     let pid = inspect(&d, "{{.State.Pid}}", "counter");
-    // Crash the daemon at a few different moments of the containers' lives.
-    for pause_ms in [150, 700, 1900] {
-        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
-        d.crash_and_restart();
+    let mut logged = 0;
+    for round in 0..4 {
+        let (pause, mut down) = (rng.u64(50..1500), rng.u64(0..600));
+        std::thread::sleep(Duration::from_millis(pause));
+        if round == 1 {
+            // This one ends while no daemon runs.
+            run_sh(
+                &d,
+                &["-d", "--name", "short", "busybox"],
+                "sleep 0.2; exit 7",
+            );
+            down += 1000;
+        }
+        moments.push((pause, down));
+        let context = format!("KAPSEL_TEST_SEED={seed}: pauses and down times {moments:?}");
+        d.crash_and_restart(Duration::from_millis(down));
         assert_eq!(
             inspect(&d, "{{.State.Pid}} {{.State.Status}}", "counter"),
             format!("{pid} running"),
-            "the counter kept its process"
+            "the counter kept its process; {context}"
         );
+        let numbers = logged_numbers(&d, "counter");
+        assert!(
+            numbers.iter().enumerate().all(|(i, n)| *n == i as u64),
+            "every number once and in order; {context}"
+        );
+        assert!(numbers.len() > logged, "the log grew; {context}");
+        logged = numbers.len();
     }
     wait_for(
         || inspect(&d, "{{.State.Status}}", "short") == "exited",
@@ -260,15 +289,11 @@ fn containers_outlive_a_crashed_daemon_and_are_adopted() {
     assert_eq!(exec.trim(), "still-here");
     ok(&d, &["stop", "-t", "1", "counter"]);
     assert_eq!(inspect(&d, "{{.State.ExitCode}}", "counter"), "137");
-    let logs = ok(&d, &["logs", "counter"]);
-    let numbers: Vec<u64> = logs
-        .lines()
-        .map(|l| l.parse().expect("a number per line"))
-        .collect();
-    assert!(numbers.len() > 100, "{} lines", numbers.len());
+    let numbers = logged_numbers(&d, "counter");
+    assert!(numbers.len() > logged, "{} lines", numbers.len());
     assert!(
         numbers.iter().enumerate().all(|(i, n)| *n == i as u64),
-        "every number once and in order"
+        "every number once and in order (KAPSEL_TEST_SEED={seed})"
     );
 }
 
@@ -334,11 +359,7 @@ fn events_report_the_life_of_a_container() {
     );
     assert_eq!(code, 4, "{err}");
     ok(&d, &["rm", "brief"]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        + 0.5;
+    let now = common::unix_now() + 0.5;
     let out = ok(
         &d,
         &[
@@ -376,4 +397,152 @@ fn docker_py_drives_containers() {
         return;
     };
     assert!(text.contains("docker-py flow ok"), "{text}");
+}
+
+/// The numbers `docker logs NAME` prints, one per line.
+#[track_caller]
+fn logged_numbers(d: &common::Daemon, name: &str) -> Vec<u64> {
+    ok(d, &["logs", name])
+        .lines()
+        .map(|l| l.parse().unwrap_or_else(|_| panic!("not a number: {l:?}")))
+        .collect()
+}
+
+/// The sizes of a container's json-file log and its rotated files.
+fn log_file_sizes(d: &common::Daemon, name: &str) -> Vec<u64> {
+    let path = inspect(d, "{{.LogPath}}", name);
+    let dir = std::path::Path::new(&path).parent().unwrap();
+    let base = std::path::Path::new(&path)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&base))
+        .map(|e| e.metadata().unwrap().len())
+        .collect()
+}
+
+#[test]
+fn logs_keep_every_line_of_a_fast_writer_through_rotation() {
+    let Some(d) = daemon_with_busybox("log-load") else {
+        return;
+    };
+    const LINES: u64 = 120_000;
+    let script = format!("seq 0 {}", LINES - 1);
+    // Room for all of it (about 9 MB of JSON) in 1 MB files.
+    run_sh(
+        &d,
+        &[
+            "-d",
+            "--name",
+            "all",
+            "--log-opt",
+            "max-size=1m",
+            "--log-opt",
+            "max-file=15",
+            "busybox",
+        ],
+        &script,
+    );
+    // Room for a part: the newest lines survive.
+    run_sh(
+        &d,
+        &[
+            "-d",
+            "--name",
+            "capped",
+            "--log-opt",
+            "max-size=100k",
+            "--log-opt",
+            "max-file=3",
+            "busybox",
+        ],
+        &script,
+    );
+    for name in ["all", "capped"] {
+        assert_eq!(ok(&d, &["wait", name]).trim(), "0");
+    }
+    let all = logged_numbers(&d, "all");
+    assert_eq!(all.len() as u64, LINES);
+    assert!(
+        all.iter().enumerate().all(|(i, n)| *n == i as u64),
+        "every number once and in order"
+    );
+    let sizes = log_file_sizes(&d, "all");
+    assert!(sizes.len() > 5 && sizes.len() <= 15, "{sizes:?}");
+    assert!(sizes.iter().all(|s| *s <= 1_000_000), "{sizes:?}");
+
+    let capped = logged_numbers(&d, "capped");
+    let first = capped[0];
+    assert!(first > 0, "older lines rotated away");
+    assert!(
+        capped
+            .iter()
+            .enumerate()
+            .all(|(i, n)| *n == first + i as u64),
+        "the newest lines, each once and in order"
+    );
+    assert_eq!(capped.last(), Some(&(LINES - 1)));
+    let sizes = log_file_sizes(&d, "capped");
+    assert!(sizes.len() <= 3, "{sizes:?}");
+    assert!(sizes.iter().all(|s| *s <= 100_000), "{sizes:?}");
+}
+
+#[test]
+fn an_oom_kill_is_reported_in_inspect_and_events() {
+    let Some(d) = daemon_with_busybox("oom") else {
+        return;
+    };
+    let since = common::unix_now() - 1.0;
+    // tail keeps every byte of an endless line: the memory limit stops it.
+    let (code, _, err) = docker_full(
+        &d,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "-m",
+            "8m",
+            "busybox",
+            "sh",
+            "-c",
+            "tail /dev/zero",
+        ],
+        None,
+    );
+    assert_eq!(code, 137, "{err}");
+    assert_eq!(
+        inspect(&d, "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog"),
+        "true 137"
+    );
+    run_sh(&d, &["--name", "frugal", "-m", "8m", "busybox"], "true");
+    assert_eq!(inspect(&d, "{{.State.OOMKilled}}", "frugal"), "false");
+    let events = common::events_since(&d, since, &["event=oom", "event=die"]);
+    assert_eq!(events, ["oom hog", "die hog", "die frugal"], "{events:?}");
+    // The flag belongs to one run: a start that ends well clears it.
+    let (code, _, err) = docker_full(
+        &d,
+        &[
+            "run",
+            "--name",
+            "once",
+            "-m",
+            "8m",
+            "busybox",
+            "sh",
+            "-c",
+            "test -e /once || { touch /once; tail /dev/zero; }",
+        ],
+        None,
+    );
+    assert_eq!(code, 137, "{err}");
+    assert_eq!(inspect(&d, "{{.State.OOMKilled}}", "once"), "true");
+    ok(&d, &["start", "-a", "once"]);
+    assert_eq!(
+        inspect(&d, "{{.State.OOMKilled}} {{.State.ExitCode}}", "once"),
+        "false 0"
+    );
 }

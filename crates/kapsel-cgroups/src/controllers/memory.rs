@@ -128,14 +128,21 @@ fn swap_v2(dir: &Path, limit: Option<i64>, swap: Option<i64>) -> Result<()> {
     fs::write(&file, &max_or(value))
 }
 
-/// How many processes the OOM killer has killed in this cgroup (v1 memory.oom_control and
-/// v2 memory.events both count them as `oom_kill`).
+/// How many processes the OOM killer has killed in this cgroup.
 pub(crate) fn oom_kills(f: Files) -> Result<u64> {
-    let file = match f {
+    Ok(read_keyed(&oom_events_file(f))?
+        .get("oom_kill")
+        .copied()
+        .unwrap_or(0))
+}
+
+/// The file that counts OOM kills as `oom_kill N`: v1's memory.oom_control, v2's
+/// memory.events.
+pub(crate) fn oom_events_file(f: Files) -> std::path::PathBuf {
+    match f {
         Files::V1(dir) => dir.join("memory.oom_control"),
         Files::V2(dir) => dir.join("memory.events"),
-    };
-    Ok(read_keyed(&file)?.get("oom_kill").copied().unwrap_or(0))
+    }
 }
 
 pub(crate) fn stats(f: Files, out: &mut Memory) -> Result<()> {

@@ -17,7 +17,7 @@ use super::stream::{self, StreamOptions};
 use super::{flag, param, ApiError, AppState};
 use crate::containers::exec::ExecConfig;
 use crate::containers::record::{Record, Status};
-use crate::containers::{inspect, logs, ContainerError, CreateRequest, WaitCondition};
+use crate::containers::{health, inspect, logs, ContainerError, CreateRequest, WaitCondition};
 
 type Params = Query<Vec<(String, String)>>;
 
@@ -89,6 +89,15 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let all = flag(&params, "all");
     let filters = Filters::parse(param(&params, "filters"), LIST_FILTERS)?;
+    if let Some(bad) = filters
+        .get("health")
+        .iter()
+        .find(|v| !HEALTH_WORDS.contains(&v.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Unrecognised filter value for health: {bad}"
+        )));
+    }
     let mut records: Vec<_> = state.engine.all().iter().map(|c| c.snapshot()).collect();
     // Newest first, as docker ps lists them.
     records.sort_by(|a, b| b.created.cmp(&a.created));
@@ -120,7 +129,15 @@ pub async fn list(
 
 /// The filter keys of `GET /containers/json`.
 const LIST_FILTERS: &[&str] = &[
-    "label", "name", "id", "status", "ancestor", "exited", "before", "since",
+    "label", "name", "id", "status", "ancestor", "exited", "before", "since", "health",
+];
+
+/// The values of the `health` filter.
+const HEALTH_WORDS: &[&str] = &[
+    health::STARTING,
+    health::HEALTHY,
+    health::UNHEALTHY,
+    health::NONE,
 ];
 
 /// Every given filter holds (within one key, any value may match); `before` and `since`
@@ -139,6 +156,7 @@ fn list_matches(filters: &Filters, r: &Record) -> bool {
                         .starts_with(v.trim_start_matches("sha256:"))
             }
             "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
+            "health" => health::status_word(r) == v,
             _ => true,
         })
     })

@@ -43,6 +43,8 @@ pub struct Exec {
     pub config: ExecConfig,
     dir: PathBuf,
     state: Mutex<ExecState>,
+    /// The exit code once the watcher has seen the shim end.
+    exit: tokio::sync::watch::Sender<Option<i64>>,
 }
 
 /// The exec instances, by ID (kept in memory, as dockerd keeps them).
@@ -74,11 +76,35 @@ impl Execs {
     pub fn forget_container(&self, container_id: &str) {
         self.map().retain(|_, e| e.container_id != container_id);
     }
+
+    /// Drops an exec and its shim's directory (health probes, which nobody inspects).
+    pub fn discard(&self, id: &str) {
+        if let Some(exec) = self.map().remove(id) {
+            let _ = std::fs::remove_dir_all(&exec.dir);
+        }
+    }
 }
 
 impl Exec {
     fn state(&self) -> std::sync::MutexGuard<'_, ExecState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the process has ended and its shim is gone; its exit code.
+    pub async fn wait(&self) -> Option<i64> {
+        let mut rx = self.exit.subscribe();
+        rx.wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|code| *code)
+    }
+
+    /// SIGKILL to the process, if it runs.
+    pub fn kill(&self) {
+        let s = self.state();
+        if s.running {
+            super::signal_process(s.pid, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 
     /// `GET /exec/{id}/json`. An exit the shim recorded counts even before the watcher
@@ -135,6 +161,7 @@ impl Engine {
             config,
             dir,
             state: Mutex::new(ExecState::default()),
+            exit: tokio::sync::watch::channel(None).0,
         });
         self.emit(
             &container.snapshot(),
@@ -193,6 +220,7 @@ impl Engine {
                     ..LogOptions::default()
                 },
                 attach: listener,
+                oom_file: None,
             },
         )
         .await?;
@@ -216,6 +244,7 @@ impl Engine {
                 s.running = false;
                 s.exit_code = Some(exit_code);
             }
+            watched.exit.send_replace(Some(exit_code));
             engine.emit(
                 &record,
                 "exec_die",

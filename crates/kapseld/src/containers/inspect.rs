@@ -11,7 +11,7 @@ pub fn inspect(record: &Record, data_dir: &str, exec_ids: &[String]) -> Value {
     let s = &record.state;
     let mut config = serde_json::to_value(&record.config).expect("config serialises");
     config["Hostname"] = json!(super::spec::hostname(record));
-    json!({
+    let mut doc = json!({
         "Id": record.id,
         "Created": record.created,
         "Path": record.path,
@@ -47,7 +47,11 @@ pub fn inspect(record: &Record, data_dir: &str, exec_ids: &[String]) -> Value {
         "Mounts": mounts(record),
         "Config": config,
         "NetworkSettings": network_settings(record),
-    })
+    });
+    if let Some(health) = &s.health {
+        doc["State"]["Health"] = json!(health);
+    }
+    doc
 }
 
 /// HostConfig with Docker's defaults for what the client left out.
@@ -160,13 +164,15 @@ pub fn status_text(record: &Record) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    let up = human_duration(now - unix_seconds(&s.started_at));
     match s.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(now - unix_seconds(&s.started_at))),
-        Status::Paused => format!(
-            "Up {} (Paused)",
-            human_duration(now - unix_seconds(&s.started_at))
-        ),
+        Status::Running => match &s.health {
+            Some(h) if h.status == super::health::STARTING => format!("Up {up} (health: starting)"),
+            Some(h) => format!("Up {up} ({})", h.status),
+            None => format!("Up {up}"),
+        },
+        Status::Paused => format!("Up {up} (Paused)"),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
             s.exit_code,
@@ -202,11 +208,15 @@ pub fn human_duration(seconds: i64) -> String {
 
 /// Seconds since the epoch of an RFC 3339 time (0 for Docker's zero time or garbage).
 pub fn unix_seconds(time: &str) -> i64 {
-    humantime::parse_rfc3339_weak(time.trim_end_matches('Z'))
-        .ok()
+    parse_time(time)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// An RFC 3339 time as the records keep them (UTC, `Z`, up to nanoseconds).
+pub fn parse_time(time: &str) -> Option<std::time::SystemTime> {
+    humantime::parse_rfc3339_weak(time.trim_end_matches('Z')).ok()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod db;
 pub mod etc;
 pub mod exec;
 pub mod fs;
+pub mod health;
 pub mod inspect;
 pub mod logs;
 pub mod mounts;
@@ -363,6 +364,7 @@ impl Engine {
             volumes: &self.volumes,
         })?;
         restart::validate(&host_config.restart_policy).map_err(ContainerError::InvalidConfig)?;
+        health::validate(config.healthcheck.as_ref()).map_err(ContainerError::InvalidConfig)?;
         if host_config.auto_remove && !matches!(host_config.restart_policy.name.as_str(), "" | "no")
         {
             return Err(ContainerError::InvalidConfig(
@@ -592,18 +594,21 @@ impl Engine {
         match launched.await {
             Ok(started) => {
                 let mut r = container.record();
+                let previous_health = r.state.health.take();
                 r.state = State {
                     status: Status::Running,
                     pid: started.pid,
                     started_at: kapsel_runtime::state::now_rfc3339(),
                     shim_pid: started.shim_pid,
                     shim_start_time: started.shim_start_time,
+                    health: health::on_start(&r.config, previous_health),
                     ..State::default()
                 };
                 self.save(&r)?;
                 self.emit(&r, "start", &[]);
                 drop(r);
                 self.watch(container.clone(), started);
+                self.monitor_health(container.clone());
                 Ok(())
             }
             Err(e) => {
@@ -700,6 +705,9 @@ impl Engine {
                 stdin: record.config.open_stdin,
                 log: &log,
                 attach: listener,
+                oom_file: stats::container_cgroup(&self.config, &record.id)
+                    .ok()
+                    .and_then(|cg| cg.oom_events_file()),
             },
         )
         .await
@@ -791,7 +799,18 @@ impl Engine {
         };
         self.count_volume_users(&container.record());
         // wait_for_exit returns at once for a shim that is gone.
-        self.watch(container, started);
+        self.watch(container.clone(), started);
+        if state.status.is_live() {
+            // As dockerd on a restore: the check starts over from `starting`.
+            let mut r = container.record();
+            let previous = r.state.health.take();
+            r.state.health = health::on_start(&r.config, previous);
+            if let Err(e) = self.save(&r) {
+                tracing::error!(container = %r.id, "resetting the health status: {e}");
+            }
+            drop(r);
+            self.monitor_health(container);
+        }
     }
 
     /// The shim ended: the exit status it wrote goes into the record, the root
@@ -820,6 +839,7 @@ impl Engine {
                 Some(e) => {
                     r.state.exit_code = e.exit_code;
                     r.state.finished_at = e.finished_at.clone();
+                    r.state.oom_killed = e.oom_killed;
                 }
                 None => {
                     r.state.exit_code = 255;
@@ -835,6 +855,11 @@ impl Engine {
             }
             if let Err(e) = self.save(&r) {
                 tracing::error!(container = %id, "recording the exit: {e}");
+            }
+            if r.state.oom_killed {
+                // dockerd reports the kill as it happens; the shim tells of it at the
+                // exit, so `oom` comes just before `die`.
+                self.emit(&r, "oom", &[]);
             }
             self.emit(&r, "die", &[("exitCode", r.state.exit_code.to_string())]);
             (r.state.exit_code, r.host_config.auto_remove, restart_after)
@@ -1225,8 +1250,8 @@ fn is_hello_world(name: &str) -> bool {
 }
 
 /// dockerd's merge: Env by key (the request wins), and Cmd, Entrypoint, WorkingDir,
-/// User, Labels, StopSignal from the image where the request has none. An Entrypoint in
-/// the request drops the image's Cmd.
+/// User, Labels, StopSignal, Healthcheck from the image where the request has none. An
+/// Entrypoint in the request drops the image's Cmd.
 fn merge_image_config(config: &mut Config, image: &Value) {
     let strings = |key: &str| -> Option<Vec<String>> {
         image
@@ -1261,6 +1286,7 @@ fn merge_image_config(config: &mut Config, image: &Value) {
             .and_then(Value::as_str)
             .map(String::from);
     }
+    health::merge_image(config, image.get("Healthcheck"));
     let mut labels: BTreeMap<String, String> = image
         .get("Labels")
         .and_then(|v| serde_json::from_value(v.clone()).ok())

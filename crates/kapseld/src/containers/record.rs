@@ -30,8 +30,32 @@ pub struct Config {
     pub labels: Option<BTreeMap<String, String>>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    pub healthcheck: Option<HealthConfig>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// `Config.Healthcheck`: the probe (`["CMD", args…]`, `["CMD-SHELL", script]` or
+/// `["NONE"]`) and its timing in nanoseconds; zero means Docker's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// `HostConfig` of the create request (with `Resources` flattened in, as Docker's is).
@@ -250,6 +274,29 @@ pub struct State {
     pub shim_start_time: u64,
     /// Set by `stop`/`kill` through the API: restart policies leave the container alone.
     pub stopped_by_user: bool,
+    /// Docker's `State.Health`, for containers with a health check.
+    #[serde(default)]
+    pub health: Option<Health>,
+}
+
+/// `State.Health`: the status the probes gave, consecutive failures, the last results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: u32,
+    pub log: Vec<HealthResult>,
+}
+
+/// One probe's result, as Docker logs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
 }
 
 /// Docker's zero time, shown for "never".
@@ -268,6 +315,7 @@ impl Default for State {
             shim_pid: 0,
             shim_start_time: 0,
             stopped_by_user: false,
+            health: None,
         }
     }
 }

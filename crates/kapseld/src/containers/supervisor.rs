@@ -50,6 +50,8 @@ pub struct Launch<'a> {
     pub stdin: bool,
     pub log: &'a LogOptions,
     pub attach: UnixListener,
+    /// The cgroup file counting OOM kills, which the shim reads at the exit.
+    pub oom_file: Option<PathBuf>,
 }
 
 /// A running shim and the process it watches.
@@ -99,6 +101,9 @@ pub async fn launch(programs: &Programs, launch: Launch<'_>) -> Result<Started, 
                 cmd.arg("--log-compress");
             }
         }
+    }
+    if let Some(file) = &launch.oom_file {
+        cmd.arg("--oom-file").arg(file);
     }
     let (listen_fd, ready_fd) = (launch.attach.as_raw_fd(), ready_write.as_raw_fd());
     cmd.stdin(std::process::Stdio::null())
@@ -188,6 +193,9 @@ pub async fn wait_for_exit(pid: i32, start_time: u64) -> Result<(), ContainerErr
 pub struct ExitStatus {
     pub exit_code: i64,
     pub finished_at: String,
+    /// The OOM killer killed a process of the container (absent from older shims).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// The shim's `exit.json` in `dir`, if it wrote one.

@@ -14,23 +14,33 @@ pub const DOCKER: &str = "/usr/local/bin/docker";
 pub struct Daemon {
     pub dir: PathBuf,
     child: Child,
+    /// Flags beyond the data root, exec root and socket.
+    flags: Vec<String>,
 }
 
 impl Daemon {
     pub fn start(name: &str) -> Daemon {
+        Daemon::start_with(name, &[])
+    }
+
+    /// A daemon started with extra `flags`.
+    pub fn start_with(name: &str, flags: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("kapseld-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let child = spawn_kapseld(&dir);
-        Daemon { dir, child }
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let child = spawn_kapseld(&dir, &flags);
+        Daemon { dir, child, flags }
     }
 
-    /// SIGKILL (by PID) and a new kapseld on the same data, exec root and socket: what a
-    /// crash and a restart of the daemon look like to its containers.
-    pub fn crash_and_restart(&mut self) {
+    /// SIGKILL (by PID), `down` without a daemon, and a new kapseld on the same data,
+    /// exec root and socket: what a crash and a restart of the daemon look like to its
+    /// containers.
+    pub fn crash_and_restart(&mut self, down: Duration) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_kapseld(&self.dir);
+        std::thread::sleep(down);
+        self.child = spawn_kapseld(&self.dir, &self.flags);
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -126,22 +136,111 @@ impl Drop for Daemon {
     }
 }
 
+/// Seconds since the epoch, as `docker events --since/--until` take them.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `docker events` from `since` until now with `--filter`s, as "ACTION NAME" lines.
+#[track_caller]
+pub fn events_since(d: &Daemon, since: f64, filters: &[&str]) -> Vec<String> {
+    let (since, until) = (format!("{since:.3}"), format!("{:.3}", unix_now()));
+    let mut args = vec!["events", "--since", &since, "--until", &until];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    args.extend(["--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
+    ok(d, &args).lines().map(String::from).collect()
+}
+
+/// `docker events --filter …` followed live (past events can leave the daemon's bounded
+/// log), as "ACTION NAME" lines; the CLI is killed (by PID) on drop.
+pub struct EventFollower {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl EventFollower {
+    pub fn start(d: &Daemon, filters: &[&str]) -> EventFollower {
+        let mut cmd = d.docker_command();
+        cmd.arg("events");
+        for f in filters {
+            cmd.args(["--filter", f]);
+        }
+        let mut child = cmd
+            .args(["--format", "{{.Action}} {{.Actor.Attributes.name}}"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(out).map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        EventFollower {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (20 s at the most) until `line` has come; returns every line so far.
+    #[track_caller]
+    pub fn wait_for(&mut self, line: &str) -> &[String] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.seen.iter().any(|l| l == line) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("no event {line:?}; seen {:?}", self.seen),
+            }
+        }
+        &self.seen
+    }
+}
+
+impl Drop for EventFollower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn have_docker_cli() -> bool {
     Path::new(DOCKER).exists()
 }
 
 /// A daemon, or `None` (after saying so) without a docker CLI.
 pub fn daemon_with_cli(name: &str) -> Option<Daemon> {
+    daemon_with_cli_and(name, &[])
+}
+
+/// A daemon started with extra `flags`, or `None` (after saying so) without a docker CLI.
+pub fn daemon_with_cli_and(name: &str, flags: &[&str]) -> Option<Daemon> {
     if !have_docker_cli() {
         eprintln!("SKIP: no docker CLI at {DOCKER}");
         return None;
     }
-    Some(Daemon::start(name))
+    Some(Daemon::start_with(name, flags))
 }
 
 /// A daemon with `busybox:latest` loaded, or `None` (after saying so) without a docker CLI.
 pub fn daemon_with_busybox(name: &str) -> Option<Daemon> {
-    let d = daemon_with_cli(name)?;
+    daemon_with_busybox_and(name, &[])
+}
+
+/// A daemon started with extra `flags` and `busybox:latest` loaded.
+pub fn daemon_with_busybox_and(name: &str, flags: &[&str]) -> Option<Daemon> {
+    let d = daemon_with_cli_and(name, flags)?;
     let archive = busybox_archive(&d.dir);
     ok(&d, &["load", "-i", &archive.to_string_lossy()]);
     Some(d)
@@ -373,12 +472,13 @@ fn header() -> tar::Header {
 }
 
 /// Starts kapseld on `dir` and waits until it answers on its socket.
-fn spawn_kapseld(dir: &Path) -> Child {
+fn spawn_kapseld(dir: &Path, flags: &[String]) -> Child {
     let socket = dir.join("api.sock");
     let child = Command::new(env!("CARGO_BIN_EXE_kapseld"))
         .args(["--data-root", &dir.join("data").to_string_lossy()])
         .args(["--exec-root", &dir.join("run").to_string_lossy()])
         .args(["-H", &format!("unix://{}", socket.display())])
+        .args(flags)
         .stderr(Stdio::null())
         .spawn()
         .expect("start kapseld");
