@@ -177,7 +177,7 @@ fn default_bridge_publishes_on_every_local_address_and_survives_a_crash() {
         "{resolv}"
     );
 
-    d.crash_and_restart();
+    d.crash_and_restart(std::time::Duration::ZERO);
     assert_eq!(
         http_hostname((Ipv4Addr::LOCALHOST, port)).unwrap(),
         id,

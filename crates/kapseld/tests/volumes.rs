@@ -38,7 +38,7 @@ fn named_volume_data_outlives_containers_and_daemon_crashes() {
     );
     assert_eq!(read, "first\n");
 
-    d.crash_and_restart();
+    d.crash_and_restart(std::time::Duration::ZERO);
     let read = run_sh(
         &d,
         &["--rm", "-v", "keep:/data", "busybox"],
