@@ -160,9 +160,21 @@ fn offset(seconds: i64, sep: &str) -> String {
 /// Go's `time.Unix(unix, 0).String()` in the local zone:
 /// "2024-02-29 12:30:15 +0000 UTC", as docker's `CreatedAt` fields.
 pub fn go_time_string(unix: i64) -> String {
+    go_time_string_nanos(unix, 0)
+}
+
+/// Go's `time.Time.String()` of a time with nanoseconds, in the local zone: the
+/// fraction printed without trailing zeros ("2024-02-29 12:30:15.64647 +0000 UTC").
+pub fn go_time_string_nanos(unix: i64, nanos: u32) -> String {
     let (tm, zone) = broken_down(unix, true);
     let (date, time) = date_and_time(&tm);
-    format!("{date} {time} {} {zone}", offset(tm.tm_gmtoff, ""))
+    let fraction = format!("{nanos:09}");
+    let fraction = fraction.trim_end_matches('0');
+    let dot = if fraction.is_empty() { "" } else { "." };
+    format!(
+        "{date} {time}{dot}{fraction} {} {zone}",
+        offset(tm.tm_gmtoff, "")
+    )
 }
 
 /// Go's `time.Unix(unix, 0).Format(time.RFC3339)` in the local zone:
@@ -191,6 +203,54 @@ pub fn ansic_utc(unix: i64) -> String {
         tm.tm_mday,
         i64::from(tm.tm_year) + 1900
     )
+}
+
+/// The order docker sorts names and port lines in (fvbommel/sortorder's `NaturalLess`):
+/// runs of digits compare by value, before any other byte, and with fewer leading zeros
+/// first; other bytes compare as bytes. Hand-written because the natural-sort crates
+/// order digits, case or spaces differently, and the output must be docker's.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
+        if da != db {
+            return if da {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        if !da {
+            match a[i].cmp(&b[j]) {
+                Ordering::Equal => (i, j) = (i + 1, j + 1),
+                other => return other,
+            }
+            continue;
+        }
+        let run = |s: &[u8], mut k: usize| {
+            while k < s.len() && s[k] == b'0' {
+                k += 1;
+            }
+            let start = k;
+            while k < s.len() && s[k].is_ascii_digit() {
+                k += 1;
+            }
+            (start, k)
+        };
+        let ((sa, ea), (sb, eb)) = (run(a, i), run(b, j));
+        let by_value = (ea - sa)
+            .cmp(&(eb - sb))
+            .then_with(|| a[sa..ea].cmp(&b[sb..eb]))
+            .then_with(|| sa.cmp(&sb));
+        if by_value != Ordering::Equal {
+            return by_value;
+        }
+        (i, j) = (ea, eb);
+    }
+    // Equal so far (at the same index): the longer one sorts last.
+    a.len().cmp(&b.len())
 }
 
 /// RFC 3339 (`2024-02-29T12:30:15.123Z`, `…+02:00`) → unix seconds and nanoseconds.
@@ -917,6 +977,36 @@ pub fn render_line(template: &Template, value: &Value) -> Result<String, FormatE
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn natural_order_is_docker_sortorder() {
+        let mut names = vec![
+            "n10", "n2", "bridge", "n02", "host", "a", "1x", "n2a", "none",
+        ];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            ["1x", "a", "bridge", "host", "n2", "n2a", "n02", "n10", "none"]
+        );
+        assert_eq!(natural_cmp("x", "x"), std::cmp::Ordering::Equal);
+        assert_eq!(
+            natural_cmp("53/tcp -> 1", "7000/tcp -> 1"),
+            std::cmp::Ordering::Less
+        );
+    }
+
+    #[test]
+    fn go_times_print_their_nanoseconds() {
+        std::env::set_var("TZ", "UTC");
+        assert_eq!(
+            go_time_string_nanos(1_700_000_000, 646_471_000),
+            "2023-11-14 22:13:20.646471 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_string(1_700_000_000),
+            "2023-11-14 22:13:20 +0000 UTC"
+        );
+    }
 
     #[test]
     fn sizes_match_go_units() {

@@ -87,6 +87,12 @@ pub struct ContainerOpts {
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", action = ArgAction::Append)]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long = "add-host", action = ArgAction::Append)]
     pub add_host: Vec<String>,
@@ -129,6 +135,9 @@ pub struct ContainerOpts {
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish", action = ArgAction::Append)]
     pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Expose a port or a range of ports
     #[arg(long, action = ArgAction::Append)]
     pub expose: Vec<String>,
@@ -265,6 +274,9 @@ impl ContainerOpts {
 
         let network = self.network.clone().unwrap_or_else(|| "default".into());
         host.insert("NetworkMode".into(), json!(network));
+        if self.publish_all {
+            host.insert("PublishAllPorts".into(), json!(true));
+        }
         host.insert("AutoRemove".into(), json!(self.rm));
         host.insert("Privileged".into(), json!(self.privileged));
         host.insert("ReadonlyRootfs".into(), json!(self.read_only));
@@ -315,7 +327,7 @@ impl ContainerOpts {
             );
         }
         config.insert("HostConfig".into(), Value::Object(host));
-        if let Some(endpoints) = endpoints_config(&network) {
+        if let Some(endpoints) = self.endpoints_config(&network)? {
             config.insert("NetworkingConfig".into(), endpoints);
         }
         Ok(CreateRequest {
@@ -323,6 +335,29 @@ impl ContainerOpts {
             name: self.name.clone(),
             platform: self.platform.clone(),
         })
+    }
+
+    /// `NetworkingConfig`: user-defined networks get an endpoint entry, with the
+    /// `--network-alias` and `--ip` given; the built-in modes only when `--ip` is given, so
+    /// that the daemon refuses it as dockerd does. Aliases on a built-in mode are refused
+    /// here, as docker's CLI refuses them.
+    fn endpoints_config(&self, network: &str) -> Result<Option<Value>> {
+        let builtin = matches!(network, "default" | "bridge" | "host" | "none")
+            || network.starts_with("container:");
+        if builtin && !self.network_alias.is_empty() {
+            return Err(invalid(
+                "network-scoped aliases are only supported for user-defined networks",
+            ));
+        }
+        let mut endpoint = Map::new();
+        if !self.network_alias.is_empty() {
+            endpoint.insert("Aliases".into(), json!(self.network_alias));
+        }
+        if let Some(ip) = &self.ip {
+            endpoint.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+        }
+        Ok((!builtin || !endpoint.is_empty())
+            .then(|| json!({"EndpointsConfig": {network: endpoint}})))
     }
 
     fn healthcheck(&self) -> Result<Option<Value>> {
@@ -479,7 +514,7 @@ fn env_entry(e: &str) -> String {
 }
 
 /// `k=v` flags (labels, sysctls, log options) → a map; a bare key maps to "".
-fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+pub fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
     items
         .iter()
         .map(|item| {
@@ -596,49 +631,49 @@ pub fn restart_policy(s: &str) -> Result<Value> {
 }
 
 /// `-p [ip:][hostPort:]containerPort[/proto]` (ranges allowed) → ("80/tcp", binding)
-/// pairs, one per container port.
+/// pairs, one per container port, split and checked as docker's `nat.ParsePortSpec`
+/// does, with its messages.
 pub fn parse_ports(specs: &[String]) -> Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
     for spec in specs {
-        let bad = || invalid(format!("invalid port format for --publish: {spec}"));
-        let (rest, proto) = match spec.rsplit_once('/') {
-            Some((r, p)) => (r, p.to_ascii_lowercase()),
-            None => (spec.as_str(), "tcp".to_string()),
+        let (ip, host_port, container) = split_port_spec(spec);
+        let (container, proto) = container.split_once('/').unwrap_or((container, ""));
+        let ip = match ip.strip_prefix('[') {
+            Some(bracketed) => bracketed
+                .strip_suffix(']')
+                .ok_or_else(|| invalid(format!("invalid IP address {ip}")))?,
+            None => ip,
         };
-        if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-            return Err(invalid(format!("invalid proto: {proto}")));
+        if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(format!("invalid IP address: {ip}")));
         }
-        let (front, container) = match rest.rsplit_once(':') {
-            Some((f, c)) => (Some(f), c),
-            None => (None, rest),
+        let proto = match proto_or_tcp(container, proto) {
+            "" => return Err(invalid(format!("no port specified: {spec}<empty>"))),
+            p => p.to_ascii_lowercase(),
         };
-        let (ip, host_port) = match front {
-            None => ("", ""),
-            Some(f) => match split_ip(f) {
-                Some((ip, port)) => (ip, port),
-                None => ("", f),
-            },
+        let (c_lo, c_hi) = port_range(container)
+            .map_err(|_| invalid(format!("invalid containerPort: {container}")))?;
+        let host_range = match host_port {
+            "" => None,
+            h => Some(port_range(h).map_err(|_| invalid(format!("invalid hostPort: {h}")))?),
         };
-        let ip = ip.trim_start_matches('[').trim_end_matches(']');
-        let (c_lo, c_hi) = port_range(container).ok_or_else(bad)?;
-        let host_range = if host_port.is_empty() {
-            None
-        } else {
-            Some(port_range(host_port).ok_or_else(bad)?)
-        };
-        let count = c_hi - c_lo + 1;
         if let Some((h_lo, h_hi)) = host_range {
-            if count > 1 && h_hi - h_lo + 1 != count {
+            // A host range with a single container port is the range to pick one from.
+            if h_hi - h_lo != c_hi - c_lo && c_lo != c_hi {
                 return Err(invalid(format!(
                     "invalid ranges specified for container and host Ports: {container} and {host_port}"
                 )));
             }
         }
+        if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+            return Err(invalid(format!("invalid proto: {proto}")));
+        }
+        let count = c_hi - c_lo + 1;
         for i in 0..count {
             let host = match host_range {
                 None => String::new(),
-                Some((h_lo, _)) if count > 1 => (h_lo + i).to_string(),
-                Some(_) => host_port.to_string(),
+                Some((h_lo, h_hi)) if count == 1 && h_lo != h_hi => host_port.to_string(),
+                Some((h_lo, _)) => (h_lo + i).to_string(),
             };
             out.push((
                 format!("{}/{proto}", c_lo + i),
@@ -649,26 +684,60 @@ pub fn parse_ports(specs: &[String]) -> Result<Vec<(String, Value)>> {
     Ok(out)
 }
 
-/// "ip:hostPort" with IPv6 in brackets → (ip, port); `None` if there is no ip part.
-fn split_ip(front: &str) -> Option<(&str, &str)> {
-    if front.starts_with('[') {
-        let end = front.find(']')?;
-        let port = front[end + 1..].strip_prefix(':').unwrap_or("");
-        return Some((&front[..=end], port));
+/// docker's `splitParts`: the last field is the container port, the one before it the
+/// host port, and everything before those (an IPv6 address has colons) the IP.
+fn split_port_spec(spec: &str) -> (&str, &str, &str) {
+    let mut fields = spec.rsplitn(3, ':');
+    let container = fields.next().unwrap_or("");
+    let host = fields.next().unwrap_or("");
+    let ip = fields.next().unwrap_or("");
+    (ip, host, container)
+}
+
+/// docker's `SplitProtoPort`: no port means no protocol; no protocol means tcp.
+fn proto_or_tcp<'a>(port: &str, proto: &'a str) -> &'a str {
+    match (port.is_empty(), proto.is_empty()) {
+        (true, _) => "",
+        (false, true) => "tcp",
+        (false, false) => proto,
     }
-    front.rsplit_once(':')
 }
 
-fn port_range(s: &str) -> Option<(u32, u32)> {
+/// docker's `ParsePortRange`: "80" or "8000-8002", 16-bit, low to high; 0 is allowed
+/// (a host port the daemon picks). The error is Go's text.
+fn port_range(s: &str) -> std::result::Result<(u32, u32), String> {
+    if s.is_empty() {
+        return Err("empty string specified for ports".into());
+    }
     let (lo, hi) = s.split_once('-').unwrap_or((s, s));
-    let (lo, hi): (u32, u32) = (lo.parse().ok()?, hi.parse().ok()?);
-    (lo > 0 && lo <= hi && hi <= 65535).then_some((lo, hi))
+    let (lo, hi) = (port_number(lo)?, port_number(hi)?);
+    if hi < lo {
+        return Err(format!("invalid range specified for port: {s}"));
+    }
+    Ok((lo.into(), hi.into()))
 }
 
+/// Go's `strconv.ParseUint(s, 10, 16)`, with its error text.
+pub fn port_number(s: &str) -> std::result::Result<u16, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.ParseUint: parsing {s:?}: invalid syntax"));
+    }
+    s.parse()
+        .map_err(|_| format!("strconv.ParseUint: parsing {s:?}: value out of range"))
+}
+
+/// `--expose 80[/proto]` or a range → the ports, as docker expands them.
 fn expose_ports(spec: &str) -> Result<Vec<String>> {
-    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
-    let (lo, hi) = port_range(ports)
-        .ok_or_else(|| invalid(format!("invalid range format for --expose: {spec}")))?;
+    if spec.contains(':') {
+        return Err(invalid(format!("invalid port format for --expose: {spec}")));
+    }
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, ""));
+    let proto = proto_or_tcp(ports, proto);
+    let (lo, hi) = port_range(ports).map_err(|e| {
+        invalid(format!(
+            "invalid range format for --expose: {spec}, error: {e}"
+        ))
+    })?;
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
@@ -896,13 +965,6 @@ fn security_opt(s: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
-/// User-defined networks get an endpoint entry; the built-in modes need none.
-fn endpoints_config(network: &str) -> Option<Value> {
-    let builtin = matches!(network, "default" | "bridge" | "host" | "none")
-        || network.starts_with("container:");
-    (!builtin).then(|| json!({"EndpointsConfig": {network: {}}}))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1053,8 +1115,57 @@ mod tests {
                 ("53/tcp".to_string(), json!({"HostIp": "", "HostPort": ""})),
             ]
         );
-        assert!(parse_ports(&["1-3:80-81".into()]).is_err());
-        assert!(parse_ports(&["x:y".into()]).is_err());
+        let ports = parse_ports(&[
+            "127.0.0.1:0:80".into(),
+            "8000-8002:80".into(),
+            "127.0.0.1::90/UDP".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            ports,
+            vec![
+                (
+                    "80/tcp".to_string(),
+                    json!({"HostIp": "127.0.0.1", "HostPort": "0"})
+                ),
+                (
+                    "80/tcp".to_string(),
+                    json!({"HostIp": "", "HostPort": "8000-8002"})
+                ),
+                (
+                    "90/udp".to_string(),
+                    json!({"HostIp": "127.0.0.1", "HostPort": ""})
+                ),
+            ]
+        );
+        for (spec, error) in [
+            (
+                "1-3:80-81",
+                "invalid ranges specified for container and host Ports: 80-81 and 1-3",
+            ),
+            ("x:y", "invalid containerPort: y"),
+            ("127.0.0.1:80", "invalid hostPort: 127.0.0.1"),
+            ("70000", "invalid containerPort: 70000"),
+            ("1.2.3:80:80", "invalid IP address: 1.2.3"),
+            ("80/xyz", "invalid proto: xyz"),
+            ("/udp", "no port specified: /udp<empty>"),
+        ] {
+            assert_eq!(
+                parse_ports(&[spec.into()]),
+                Err(OptsError(error.into())),
+                "{spec}"
+            );
+        }
+        assert_eq!(
+            expose_ports("abc"),
+            Err(OptsError(
+                "invalid range format for --expose: abc, error: strconv.ParseUint: parsing \"abc\": invalid syntax".into()
+            ))
+        );
+        assert_eq!(
+            expose_ports("7000-7001/udp").unwrap(),
+            ["7000/udp", "7001/udp"]
+        );
     }
 
     #[test]
@@ -1124,5 +1235,32 @@ mod tests {
         assert!(body(&["--network", "host"])
             .get("NetworkingConfig")
             .is_none());
+        let b = body(&[
+            "--network",
+            "mynet",
+            "--network-alias",
+            "a",
+            "--network-alias",
+            "b",
+            "--ip",
+            "10.1.0.5",
+            "-P",
+        ]);
+        assert_eq!(
+            b["NetworkingConfig"],
+            json!({"EndpointsConfig": {"mynet": {"Aliases": ["a", "b"], "IPAMConfig": {"IPv4Address": "10.1.0.5"}}}})
+        );
+        assert_eq!(b["HostConfig"]["PublishAllPorts"], json!(true));
+        // An address on a built-in network is the daemon's to refuse; an alias is ours.
+        assert_eq!(
+            body(&["--ip", "10.1.0.5"])["NetworkingConfig"],
+            json!({"EndpointsConfig": {"default": {"IPAMConfig": {"IPv4Address": "10.1.0.5"}}}})
+        );
+        let cli =
+            Cli::try_parse_from(["run", "--network", "host", "--network-alias", "a"]).unwrap();
+        assert_eq!(
+            cli.opts.create_request("x", &[], true).unwrap_err(),
+            OptsError("network-scoped aliases are only supported for user-defined networks".into())
+        );
     }
 }

@@ -5,25 +5,7 @@
 
 mod common;
 
-use common::{busybox_archive, have_docker_cli, Daemon};
-
-/// A daemon with `busybox:latest` loaded, or `None` after saying why not.
-fn daemon_with_busybox(name: &str) -> Option<Daemon> {
-    let d = Daemon::start(name);
-    if !d.serves_containers() {
-        eprintln!("SKIP: this kapseld does not serve /containers yet");
-        return None;
-    }
-    let Some(archive) = busybox_archive(&d.dir) else {
-        eprintln!("SKIP: no /bin/busybox (install busybox-static)");
-        return None;
-    };
-    assert_eq!(
-        d.ok(&["load", "-i", &archive.to_string_lossy()]),
-        "Loaded image: busybox:latest\n"
-    );
-    Some(d)
-}
+use common::{daemon_with_busybox, have_docker_cli, Daemon};
 
 /// Whether the daemon routes `path` at all (a 404 "page not found" means it does not).
 fn routes(d: &Daemon, method: &str, path: &str) -> bool {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{have_docker_cli, hello_archive, Daemon, DOCKER};
+use common::{have_docker_cli, hello_archive, same_as_docker, Daemon, DOCKER};
 
 /// A daemon with `hello-test:1` loaded through `kapsel load`.
 fn daemon_with_hello(name: &str) -> Daemon {
@@ -12,20 +12,6 @@ fn daemon_with_hello(name: &str) -> Daemon {
     let out = d.ok(&["load", "-i", &archive.to_string_lossy()]);
     assert_eq!(out, "Loaded image: hello-test:1\n");
     d
-}
-
-/// Asserts that kapsel and docker print the same (stdout, stderr, status) for `args`.
-fn same_as_docker(d: &Daemon, args: &[&str]) {
-    if !have_docker_cli() {
-        return;
-    }
-    let ours = d.kapsel(args);
-    let theirs = d.docker(args);
-    assert_eq!(
-        (ours.code, &ours.stdout, &ours.stderr),
-        (theirs.code, &theirs.stdout, &theirs.stderr),
-        "kapsel and docker differ for {args:?}"
-    );
 }
 
 #[test]

@@ -512,7 +512,11 @@ async fn start_container(client: &Client, id: &str) -> Result<(), ClientError> {
 }
 
 pub async fn create(client: &Client, args: CreateArgs) -> Outcome {
-    let request = args.opts.create_request(&args.image, &args.command, true)?;
+    // Flag errors read as docker's (exit 125 with the help hint); the daemon's do not.
+    let request = args
+        .opts
+        .create_request(&args.image, &args.command, true)
+        .map_err(|e| run_failure(e, "create"))?;
     let id = create_container(client, &request, &args.image, &args.opts.pull).await?;
     write_stdout(format!("{id}\n").as_bytes())?;
     Ok(0)
@@ -1210,7 +1214,7 @@ fn ps_names(c: &Value, trunc: bool) -> String {
     names.join(",")
 }
 
-fn labels(v: &Value) -> String {
+pub fn labels(v: &Value) -> String {
     v.as_object()
         .map(|m| {
             m.iter()
@@ -1476,6 +1480,8 @@ pub async fn diff(client: &Client, args: OneArg) -> Outcome {
     Ok(0)
 }
 
+/// `port`: the bindings of one container port (tcp unless named), or of all, one a
+/// line in docker's natural order.
 pub async fn port(client: &Client, args: PortArgs) -> Outcome {
     let info: Value = client
         .get_json(&format!("/containers/{}/json", args.name), &Query::new())
@@ -1484,39 +1490,35 @@ pub async fn port(client: &Client, args: PortArgs) -> Outcome {
         .as_object()
         .cloned()
         .unwrap_or_default();
-    let mut out = String::new();
-    if let Some(wanted) = &args.port {
-        let key = if wanted.contains('/') {
-            wanted.clone()
-        } else {
-            format!("{wanted}/tcp")
-        };
-        let bindings = ports
-            .get(&key)
+    let bindings = |key: &str| -> Vec<String> {
+        ports
+            .get(key)
             .and_then(Value::as_array)
-            .filter(|b| !b.is_empty());
-        let Some(bindings) = bindings else {
+            .into_iter()
+            .flatten()
+            .map(binding)
+            .collect()
+    };
+    let mut lines = Vec::new();
+    if let Some(wanted) = &args.port {
+        let (number, proto) = wanted.split_once('/').unwrap_or((wanted, ""));
+        let proto = if proto.is_empty() { "tcp" } else { proto };
+        crate::opts::port_number(number)
+            .map_err(|e| CmdError::Failed(format!("Error: invalid port ({number}): {e}")))?;
+        lines = bindings(&format!("{number}/{proto}"));
+        if lines.is_empty() {
             return Err(CmdError::Failed(format!(
                 "Error: No public port '{wanted}' published for {}",
                 args.name
             )));
-        };
-        for b in bindings {
-            out.push_str(&binding(b));
-            out.push('\n');
         }
     } else {
-        let mut keys: Vec<&String> = ports.keys().collect();
-        keys.sort_by_key(|k| {
-            let (n, proto) = k.split_once('/').unwrap_or((k, ""));
-            (n.parse::<u32>().unwrap_or(0), proto.to_string())
-        });
-        for key in keys {
-            for b in ports[key].as_array().into_iter().flatten() {
-                out.push_str(&format!("{key} -> {}\n", binding(b)));
-            }
+        for key in ports.keys() {
+            lines.extend(bindings(key).iter().map(|b| format!("{key} -> {b}")));
         }
     }
+    lines.sort_by(|a, b| format::natural_cmp(a, b));
+    let out: String = lines.iter().map(|l| format!("{l}\n")).collect();
     write_stdout(out.as_bytes())?;
     Ok(0)
 }

@@ -6,6 +6,7 @@
 
 pub mod container;
 pub mod image;
+pub mod network;
 pub mod system;
 pub mod volume;
 
@@ -83,7 +84,7 @@ pub enum Command {
     Ps(container::PsArgs),
     /// Remove one or more containers
     Rm(container::RmArgs),
-    /// Return low-level information on kapsel objects (containers, images)
+    /// Return low-level information on kapsel objects (containers, images, networks)
     Inspect(InspectArgs),
     /// List images
     Images(image::ImagesArgs),
@@ -101,6 +102,9 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// Manage kapsel
     #[command(subcommand)]
     System(SystemCmd),
@@ -204,6 +208,26 @@ pub enum ImageCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum NetworkCmd {
+    /// Connect a container to a network
+    Connect(network::ConnectArgs),
+    /// Create a network
+    Create(network::CreateArgs),
+    /// Disconnect a container from a network
+    Disconnect(network::DisconnectArgs),
+    /// Display detailed information on one or more networks
+    Inspect(network::InspectNetworkArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(network::LsArgs),
+    /// Remove all unused networks
+    Prune(container::PruneArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(network::RmArgs),
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     /// Show docker disk usage
     Df(system::DfArgs),
@@ -233,7 +257,8 @@ pub enum VolumeCmd {
     Import(volume::ImportArgs),
 }
 
-/// `inspect` of any object: containers first, then images, as docker searches.
+/// `inspect` of any object: containers first, then images, networks and volumes, as
+/// docker searches.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
     /// Format output using a custom template
@@ -275,6 +300,15 @@ pub async fn dispatch(client: &Client, command: Command) -> Outcome {
             ImageCmd::Op(op) => image_op(client, op).await,
             ImageCmd::Inspect(a) => inspect(client, a.into_generic()).await,
             ImageCmd::Prune(a) => image::prune(client, a).await,
+        },
+        C::Network(sub) => match sub {
+            NetworkCmd::Connect(a) => network::connect(client, a).await,
+            NetworkCmd::Create(a) => network::create(client, a).await,
+            NetworkCmd::Disconnect(a) => network::disconnect(client, a).await,
+            NetworkCmd::Inspect(a) => inspect(client, a.into_generic()).await,
+            NetworkCmd::Ls(a) => network::ls(client, a).await,
+            NetworkCmd::Prune(a) => network::prune(client, a).await,
+            NetworkCmd::Rm(a) => network::rm(client, a).await,
         },
         C::System(sub) => match sub {
             SystemCmd::Df(a) => system::df(client, a).await,
@@ -372,50 +406,53 @@ pub async fn inspect(client: &Client, args: InspectArgs) -> Outcome {
     Ok(0)
 }
 
+/// The kinds of object `inspect` looks a name up as, in docker's order.
+const INSPECT_KINDS: &[&str] = &["container", "image", "network", "volume"];
+
 async fn inspect_one(
     client: &Client,
     name: &str,
     kind: Option<&str>,
     size: bool,
 ) -> Result<bytes::Bytes, CmdError> {
-    let container = || async {
-        let q = crate::client::Query::new().flag("size", size);
-        let response = client.get(&format!("/containers/{name}/json"), &q).await?;
-        crate::client::read_body(response).await
-    };
-    let image = || async {
-        let response = client
-            .get(&format!("/images/{name}/json"), &Default::default())
-            .await?;
-        crate::client::read_body(response).await
-    };
-    let volume = || async {
-        let q = crate::client::Query::new().flag("size", size);
-        let response = client.get(&format!("/volumes/{name}"), &q).await?;
-        crate::client::read_body(response).await
-    };
     match kind {
-        Some("container") => Ok(container().await?),
-        Some("volume") => Ok(volume().await?),
-        Some("image") => Ok(image().await?),
+        Some(k) if INSPECT_KINDS.contains(&k) => Ok(inspect_as(client, k, name, size).await?),
         Some(other) => Err(CmdError::Failed(format!(
             "\"{other}\" is not a valid value for --type"
         ))),
         None => {
-            match container().await {
-                Ok(raw) => return Ok(raw),
-                Err(e) if e.daemon_status() == Some(404) => {}
-                Err(e) => return Err(e.into()),
-            }
-            match image().await {
-                Ok(raw) => Ok(raw),
-                Err(e) if e.daemon_status() == Some(404) => {
-                    Err(CmdError::Failed(format!("Error: No such object: {name}")))
+            for k in INSPECT_KINDS {
+                match inspect_as(client, k, name, size).await {
+                    Ok(raw) => return Ok(raw),
+                    Err(e) if e.daemon_status() == Some(404) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => Err(e.into()),
             }
+            Err(CmdError::Failed(format!("Error: No such object: {name}")))
         }
     }
+}
+
+/// The daemon's raw JSON for `name` as one kind of object.
+async fn inspect_as(
+    client: &Client,
+    kind: &str,
+    name: &str,
+    size: bool,
+) -> Result<bytes::Bytes, ClientError> {
+    let (path, query) = match kind {
+        "container" => (
+            format!("/containers/{name}/json"),
+            crate::client::Query::new().flag("size", size),
+        ),
+        "image" => (format!("/images/{name}/json"), Default::default()),
+        "volume" => (
+            format!("/volumes/{name}"),
+            crate::client::Query::new().flag("size", size),
+        ),
+        _ => (format!("/networks/{name}"), Default::default()),
+    };
+    crate::client::read_body(client.get(&path, &query).await?).await
 }
 
 /// Runs `action` on every name and prints what it returns; on a failure prints the
@@ -572,6 +609,8 @@ mod tests {
             &["kapsel", "image", "ls"],
             &["kapsel", "image", "rm", "-f", "x"],
             &["kapsel", "system", "df", "-v"],
+            &["kapsel", "network", "list", "-q"],
+            &["kapsel", "network", "remove", "a", "b"],
             &["kapsel", "-H", "unix:///x.sock", "version"],
         ] {
             Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));

@@ -177,6 +177,49 @@ impl Drop for Daemon {
     }
 }
 
+/// A daemon with `busybox:latest` loaded, or `None` after saying why not.
+pub fn daemon_with_busybox(name: &str) -> Option<Daemon> {
+    let d = Daemon::start(name);
+    if !d.serves_containers() {
+        eprintln!("SKIP: this kapseld does not serve /containers yet");
+        return None;
+    }
+    let Some(archive) = busybox_archive(&d.dir) else {
+        eprintln!("SKIP: no /bin/busybox (install busybox-static)");
+        return None;
+    };
+    assert_eq!(
+        d.ok(&["load", "-i", &archive.to_string_lossy()]),
+        "Loaded image: busybox:latest\n"
+    );
+    Some(d)
+}
+
+/// Asserts that kapsel and docker print the same (stdout, stderr, status) for `args`
+/// (nothing to compare without the docker CLI). Where docker names itself in a usage
+/// error ("docker: …", "Run 'docker run --help'"), kapsel names itself.
+pub fn same_as_docker(d: &Daemon, args: &[&str]) {
+    if !have_docker_cli() {
+        return;
+    }
+    let ours = d.kapsel(args);
+    let theirs = d.docker(args);
+    let theirs_err = theirs
+        .stderr
+        .replace("Run 'docker ", "Run 'kapsel ")
+        .lines()
+        .map(|l| match l.strip_prefix("docker: ") {
+            Some(rest) => format!("kapsel: {rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect::<String>();
+    assert_eq!(
+        (ours.code, &ours.stdout, &ours.stderr),
+        (theirs.code, &theirs.stdout, &theirs_err),
+        "kapsel and docker differ for {args:?}"
+    );
+}
+
 pub fn have_docker_cli() -> bool {
     Path::new(DOCKER).exists()
 }
