@@ -236,7 +236,7 @@ mod tests {
             host_ip: None,
             host_port: 8080,
         };
-        let first = allocate(&[fixed.clone()], ip, &[]).unwrap();
+        let first = allocate(std::slice::from_ref(&fixed), ip, &[]).unwrap();
         assert!(matches!(
             allocate(&[fixed], ip, &first),
             Err(NetworkError::PortTaken { port: 8080, .. })
