@@ -51,6 +51,19 @@ impl Filters {
         self.0.iter()
     }
 
+    /// A yes/no key such as `dangling` (`true`/`1`, `false`/`0`; the last one given).
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        self.get(key)
+            .iter()
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(ApiError::bad_request(format!("invalid filter '{key}={v}'"))),
+            })
+            .last()
+            .transpose()
+    }
+
     /// The one time a key such as `until` gives (seconds since the epoch), if any.
     pub fn time(&self, key: &str) -> Result<Option<f64>, ApiError> {
         match self.get(key) {

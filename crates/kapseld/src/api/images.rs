@@ -534,20 +534,8 @@ struct PruneFilters {
 impl PruneFilters {
     fn parse(text: Option<&str>) -> Result<PruneFilters, ApiError> {
         let filters = Filters::parse(text, &["dangling", "until", "label", "label!"])?;
-        let mut dangling_only = true;
-        for v in filters.get("dangling") {
-            dangling_only = match v.to_ascii_lowercase().as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid filter 'dangling={v}'"
-                    )))
-                }
-            };
-        }
         Ok(PruneFilters {
-            dangling_only,
+            dangling_only: filters.boolean("dangling")?.unwrap_or(true),
             until: filters.time("until")?,
             filters,
         })

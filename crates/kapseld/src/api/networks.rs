@@ -123,10 +123,7 @@ pub async fn list(
             "name", "id", "driver", "type", "label", "label!", "dangling", "scope",
         ],
     )?;
-    let dangling = filters
-        .get("dangling")
-        .first()
-        .map(|v| v == "true" || v == "1");
+    let dangling = filters.boolean("dangling")?;
     let list: Vec<Value> = state
         .engine
         .networks

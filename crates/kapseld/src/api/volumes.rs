@@ -65,17 +65,7 @@ pub async fn list(
         param(&params, "filters"),
         &["dangling", "name", "label", "label!", "driver"],
     )?;
-    let dangling = match filters.get("dangling") {
-        [] => None,
-        [v] if v == "true" || v == "1" => Some(true),
-        [v] if v == "false" || v == "0" => Some(false),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "invalid filter 'dangling={}'",
-                other.join(",")
-            )))
-        }
-    };
+    let dangling = filters.boolean("dangling")?;
     blocking(&state, move |engine| {
         let listed: Vec<Value> = engine
             .volumes
