@@ -1264,3 +1264,16 @@ mod tests {
         );
     }
 }
+
+/// `image prune`, `volume prune` and `system prune`, whose commands word `-a` and
+/// `--filter` each their own way (`mut_arg` where they are declared).
+#[derive(Args, Debug)]
+pub struct PruneAllArgs {
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(long = "filter", action = ArgAction::Append)]
+    pub filter: Vec<String>,
+}

@@ -123,19 +123,6 @@ pub struct ImportArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct PruneArgs {
-    /// Remove all unused images, not just dangling ones
-    #[arg(short = 'a', long)]
-    pub all: bool,
-    /// Do not prompt for confirmation
-    #[arg(short = 'f', long)]
-    pub force: bool,
-    /// Provide filter values (e.g. "until=<timestamp>")
-    #[arg(long = "filter", action = ArgAction::Append)]
-    pub filter: Vec<String>,
-}
-
-#[derive(Args, Debug)]
 pub struct ImageInspectArgs {
     /// Format output using a custom template
     #[arg(short = 'f', long)]
@@ -356,7 +343,7 @@ pub async fn tag(client: &Client, args: TagArgs) -> Outcome {
     Ok(0)
 }
 
-pub async fn prune(client: &Client, args: PruneArgs) -> Outcome {
+pub async fn prune(client: &Client, args: crate::opts::PruneAllArgs) -> Outcome {
     let warning = if args.all {
         "WARNING! This will remove all images without at least one container associated to them."
     } else {

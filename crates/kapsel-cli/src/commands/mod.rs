@@ -204,7 +204,11 @@ pub enum ImageCmd {
     /// Display detailed information on one or more images
     Inspect(image::ImageInspectArgs),
     /// Remove unused images
-    Prune(image::PruneArgs),
+    #[command(
+        mut_arg("all", |a| a.help("Remove all unused images, not just dangling ones")),
+        mut_arg("filter", |a| a.help("Provide filter values (e.g. \"until=<timestamp>\")"))
+    )]
+    Prune(crate::opts::PruneAllArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -232,7 +236,11 @@ pub enum SystemCmd {
     /// Show docker disk usage
     Df(system::DfArgs),
     /// Remove unused data
-    Prune(system::PruneArgs),
+    #[command(
+        mut_arg("all", |a| a.help("Remove all unused images not just dangling ones")),
+        mut_arg("filter", |a| a.help("Provide filter values (e.g. \"label=<key>=<value>\")"))
+    )]
+    Prune(crate::opts::PruneAllArgs),
     /// Display system-wide information
     Info(system::InfoArgs),
 }
@@ -250,7 +258,11 @@ pub enum VolumeCmd {
     #[command(visible_alias = "remove")]
     Rm(volume::RmArgs),
     /// Remove unused local volumes
-    Prune(volume::PruneArgs),
+    #[command(
+        mut_arg("all", |a| a.help("Remove all unused volumes, not just anonymous ones")),
+        mut_arg("filter", |a| a.help("Provide filter values (e.g. \"label=<label>\")"))
+    )]
+    Prune(crate::opts::PruneAllArgs),
     /// Write a volume's data as a tar archive (streamed to STDOUT by default)
     Export(volume::ExportArgs),
     /// Fill a volume from a tar archive (STDIN by default)

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use clap::{ArgAction, Args};
+use clap::Args;
 use serde_json::{json, Value};
 
 use super::{container, image, prune_report, write_stdout, CmdError, Outcome};
@@ -31,19 +31,6 @@ pub struct DfArgs {
     /// Format output using a custom template
     #[arg(long)]
     pub format: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct PruneArgs {
-    /// Remove all unused images not just dangling ones
-    #[arg(short = 'a', long)]
-    pub all: bool,
-    /// Do not prompt for confirmation
-    #[arg(short = 'f', long)]
-    pub force: bool,
-    /// Provide filter values (e.g. "label=<key>=<value>")
-    #[arg(long = "filter", action = ArgAction::Append)]
-    pub filter: Vec<String>,
 }
 
 /// The architecture as Go names it (what docker prints after "OS/Arch").
@@ -638,7 +625,7 @@ const CONTAINER_HEADERS_DF: &[(&str, &str)] = &[
 ];
 
 /// `system prune`: stopped containers, then dangling (or, with -a, unused) images.
-pub async fn prune(client: &Client, args: PruneArgs) -> Outcome {
+pub async fn prune(client: &Client, args: crate::opts::PruneAllArgs) -> Outcome {
     let images = if args.all {
         "all images without at least one container associated to them"
     } else {

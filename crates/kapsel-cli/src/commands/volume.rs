@@ -67,19 +67,6 @@ pub struct RmArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct PruneArgs {
-    /// Remove all unused volumes, not just anonymous ones
-    #[arg(short = 'a', long)]
-    pub all: bool,
-    /// Do not prompt for confirmation
-    #[arg(short = 'f', long)]
-    pub force: bool,
-    /// Provide filter values (e.g. "label=<label>")
-    #[arg(long = "filter", action = ArgAction::Append)]
-    pub filter: Vec<String>,
-}
-
-#[derive(Args, Debug)]
 pub struct ExportArgs {
     /// Write to a file, instead of STDOUT
     #[arg(short = 'o', long)]
@@ -202,7 +189,7 @@ pub async fn rm(client: &Client, args: RmArgs) -> Outcome {
     .await
 }
 
-pub async fn prune(client: &Client, args: PruneArgs) -> Outcome {
+pub async fn prune(client: &Client, args: crate::opts::PruneAllArgs) -> Outcome {
     let warning = if args.all {
         "WARNING! This will remove all local volumes not used by at least one container."
     } else {
