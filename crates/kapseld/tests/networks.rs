@@ -474,3 +474,116 @@ services:
     let networks = ok(&d, &["network", "ls", "--format", "{{.Name}}"]);
     assert!(!networks.contains("kapseltest_default"), "{networks}");
 }
+
+/// A namespace of the test's own, linked to the host by a veth pair: another host on a
+/// point-to-point link (198.18.0.0/15, the benchmarking range). Removed on drop.
+struct OtherHost {
+    netns: String,
+    host_end: String,
+    host_ip: Ipv4Addr,
+}
+
+impl OtherHost {
+    fn new() -> OtherHost {
+        let pid = std::process::id();
+        let (a, b) = ((pid >> 8) as u8, (pid as u8) & 0xfc);
+        let other = OtherHost {
+            netns: format!("kapsel-test-other-{pid}"),
+            host_end: format!("kto{pid:x}"),
+            host_ip: Ipv4Addr::new(198, 18 + (a & 1), b, 1),
+        };
+        let peer = format!("kti{pid:x}");
+        let other_ip = Ipv4Addr::new(198, 18 + (a & 1), b, 2);
+        let ns = other.netns.clone();
+        for args in [
+            vec!["netns", "add", &ns],
+            vec![
+                "link",
+                "add",
+                &other.host_end,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+            ],
+            vec!["link", "set", &peer, "netns", &ns],
+            vec![
+                "addr",
+                "add",
+                &format!("{}/30", other.host_ip),
+                "dev",
+                &other.host_end,
+            ],
+            vec!["link", "set", &other.host_end, "up"],
+            vec![
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{other_ip}/30"),
+                "dev",
+                &peer,
+            ],
+            vec!["-n", &ns, "link", "set", &peer, "up"],
+            vec!["-n", &ns, "link", "set", "lo", "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        other
+    }
+
+    /// `GET /hostname` from the other host to `host_ip:port`: the body, or "".
+    fn fetch(&self, port: u16) -> String {
+        let script = format!(
+            "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 {} {port} | tail -n 1",
+            self.host_ip
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "sh", "-c", &script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for OtherHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_end])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+    }
+}
+
+#[test]
+fn published_ports_answer_another_host() {
+    let Some(d) = daemon_with_busybox("net-other-host") else {
+        return;
+    };
+    let other = OtherHost::new();
+    let id = web(&d, "web", &["-p", "80"]);
+    let port = published_port(&d, "web");
+    wait_for(
+        || other.fetch(port) == id,
+        "the published port from another host",
+    );
+    let only_local = web(&d, "local-only", &["-p", "127.0.0.1::80"]);
+    let local_port = published_port(&d, "local-only");
+    wait_for(
+        || http_hostname((Ipv4Addr::LOCALHOST, local_port)).is_ok_and(|h| h == only_local),
+        "the loopback-only port from the host",
+    );
+    assert_eq!(
+        other.fetch(local_port),
+        "",
+        "a port published on 127.0.0.1 only"
+    );
+}
