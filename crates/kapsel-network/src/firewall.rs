@@ -269,6 +269,35 @@ impl Firewall {
     }
 }
 
+/// Chains of other tables that drop forwarded packets by default (as Docker's
+/// `ip filter FORWARD` does): no rule of ours can let containers' traffic through them,
+/// so the engine warns. Returns `family table chain` of each.
+pub fn foreign_forward_drops(own_table: &str) -> Vec<String> {
+    let Ok(ruleset) = nftables::helper::get_current_ruleset_with_args(
+        nftables::helper::DEFAULT_NFT,
+        ["list", "chains"],
+    ) else {
+        return Vec::new();
+    };
+    ruleset
+        .objects
+        .iter()
+        .filter_map(|object| match object {
+            nftables::schema::NfObject::ListObject(NfListObject::Chain(c)) => Some(c),
+            _ => None,
+        })
+        .filter(|c| {
+            c.table != own_table
+                && c.hook == Some(NfHook::Forward)
+                && c.policy == Some(NfChainPolicy::Drop)
+        })
+        .map(|c| {
+            let family = format!("{:?}", c.family).to_lowercase();
+            format!("{family} {} {}", c.table, c.name)
+        })
+        .collect()
+}
+
 /// Removes the table `name`; absent is fine.
 pub fn remove(name: &str) -> Result<(), NetworkError> {
     let table = || {

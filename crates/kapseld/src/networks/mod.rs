@@ -382,6 +382,17 @@ impl Networks {
         if network.log_connections() {
             self.connections.start(self.instance.log_group);
         }
+        for chain in firewall::foreign_forward_drops(&self.instance.table) {
+            tracing::warn!(
+                "nftables chain {chain} drops forwarded packets by default (Docker leaves it \
+                 so): containers on {} cannot reach other networks or published ports from \
+                 outside unless that chain accepts them (e.g. `iptables -I DOCKER-USER -i {} \
+                 -j ACCEPT` and `-o {} -j ACCEPT`)",
+                network.name,
+                network.bridge,
+                network.bridge
+            );
+        }
         {
             let mut state = self.state();
             state.networks.insert(network.id.clone(), network.clone());
