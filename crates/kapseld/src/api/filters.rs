@@ -53,15 +53,16 @@ impl Filters {
 
     /// A yes/no key such as `dangling` (`true`/`1`, `false`/`0`; the last one given).
     pub fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
-        self.get(key)
+        let values = self
+            .get(key)
             .iter()
             .map(|v| match v.to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
                 _ => Err(ApiError::bad_request(format!("invalid filter '{key}={v}'"))),
             })
-            .last()
-            .transpose()
+            .collect::<Result<Vec<bool>, ApiError>>()?;
+        Ok(values.last().copied())
     }
 
     /// The one time a key such as `until` gives (seconds since the epoch), if any.
