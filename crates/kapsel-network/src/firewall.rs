@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use nftables::batch::Batch;
 use nftables::expr::{
     Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload, PayloadField,
@@ -42,6 +42,8 @@ pub struct BridgeRules {
     pub gateway: Ipv4Addr,
     pub internal: bool,
     pub log_connections: bool,
+    /// Networks with IPv6: their subnet, masqueraded as the IPv4 one.
+    pub subnet6: Option<Ipv6Net>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -225,6 +227,16 @@ impl Firewall {
                     masquerade(),
                 ],
             ));
+            if let Some(subnet6) = net.subnet6 {
+                rules.push((
+                    "postrouting",
+                    vec![
+                        matches(payload("ip6", "saddr"), Operator::EQ, prefix6(subnet6)),
+                        oifname(Operator::NEQ, br),
+                        masquerade(),
+                    ],
+                ));
+            }
         }
         let others: Vec<&str> = bridges.iter().copied().filter(|b| *b != br).collect();
         if !others.is_empty() {
@@ -404,6 +416,13 @@ fn addr(ip: Ipv4Addr) -> Expression<'static> {
 fn prefix(net: Ipv4Net) -> Expression<'static> {
     Expression::Named(NamedExpression::Prefix(Prefix {
         addr: Box::new(addr(net.network())),
+        len: u32::from(net.prefix_len()),
+    }))
+}
+
+fn prefix6(net: Ipv6Net) -> Expression<'static> {
+    Expression::Named(NamedExpression::Prefix(Prefix {
+        addr: Box::new(Expression::String(Cow::Owned(net.network().to_string()))),
         len: u32::from(net.prefix_len()),
     }))
 }

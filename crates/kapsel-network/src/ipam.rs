@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use nix::fcntl::{Flock, FlockArg};
 
 /// Docker's default pools: 172.17.0.0/16 … 172.31.0.0/16, then 192.168.0.0/16 in /20s.
@@ -43,6 +43,28 @@ pub fn next_address(
         .find(|ip| subnet.contains(ip) && *ip != subnet.broadcast() && !taken.contains(ip))
 }
 
+/// A unique local IPv6 /64 (fdXX:XXXX:XXXX:XXXX::/64) made from `seed` (a network ID's
+/// random bytes), as RFC 4193 asks: pseudo-random, so two networks do not collide.
+pub fn ula_subnet(seed: &[u8; 7]) -> Ipv6Net {
+    let mut octets = [0u8; 16];
+    octets[0] = 0xfd;
+    octets[1..8].copy_from_slice(seed);
+    Ipv6Net::new(Ipv6Addr::from(octets), 64).expect("64 is a valid prefix")
+}
+
+/// A container's IPv6 address: the same offset in `subnet6` as its IPv4 address has in
+/// `subnet`, so addresses stay unique without a second allocator (the IPv6 subnet has
+/// at least as many host bits, which `fits_ipv4_hosts` checks).
+pub fn ipv6_twin(subnet: &Ipv4Net, ip: Ipv4Addr, subnet6: &Ipv6Net) -> Ipv6Addr {
+    let offset = u32::from(ip) - u32::from(subnet.network());
+    Ipv6Addr::from(u128::from(subnet6.network()) + u128::from(offset))
+}
+
+/// Whether `subnet6` has room for every host of `subnet` (see [`ipv6_twin`]).
+pub fn fits_ipv4_hosts(subnet: &Ipv4Net, subnet6: &Ipv6Net) -> bool {
+    128 - u32::from(subnet6.prefix_len()) >= 32 - u32::from(subnet.prefix_len())
+}
+
 /// Serialises subnet choices between kapseld instances on one host: each picks a subnet
 /// and creates its bridge (which makes the route others see) while holding it.
 pub fn host_lock() -> std::io::Result<Flock<File>> {
@@ -71,6 +93,21 @@ mod tests {
         let all_172 = [net("172.16.0.0/12")];
         assert_eq!(free_subnet(&all_172), Some(net("192.168.0.0/20")));
         assert_eq!(free_subnet(&[net("0.0.0.0/1"), net("128.0.0.0/1")]), None);
+    }
+
+    #[test]
+    fn ipv6_addresses_mirror_the_ipv4_ones() {
+        let subnet = net("172.18.0.0/16");
+        let subnet6: Ipv6Net = "fd00:1:2:3::/64".parse().unwrap();
+        let ip = Ipv4Addr::new(172, 18, 1, 5);
+        assert_eq!(
+            ipv6_twin(&subnet, ip, &subnet6),
+            "fd00:1:2:3::105".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(fits_ipv4_hosts(&subnet, &subnet6));
+        assert!(!fits_ipv4_hosts(&subnet, &"fd00::/120".parse().unwrap()));
+        let ula = ula_subnet(&[1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(ula.to_string(), "fd01:203:405:607::/64");
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! private current-thread runtime. The engine calls them from blocking threads.
 
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use futures::TryStreamExt;
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -27,6 +28,9 @@ pub struct Interface {
     pub address: Ipv4Net,
     /// The default route goes through it (the first network with a gateway).
     pub default_gateway: Option<Ipv4Addr>,
+    /// On networks with IPv6: the address, and the IPv6 default route.
+    pub address6: Option<Ipv6Net>,
+    pub default_gateway6: Option<Ipv6Addr>,
     pub mtu: u32,
 }
 
@@ -101,15 +105,22 @@ impl Netlink {
             .map_err(netlink_error(what))
     }
 
-    fn add_address(&self, link: &str, index: u32, address: Ipv4Net) -> Result<(), NetworkError> {
-        self.run(
-            self.handle
-                .address()
-                .add(index, address.addr().into(), address.prefix_len())
-                .replace()
-                .execute(),
-        )
-        .map_err(netlink_error(format!("adding {address} to {link}")))
+    fn add_address(&self, link: &str, index: u32, address: IpNet) -> Result<(), NetworkError> {
+        let mut request = self
+            .handle
+            .address()
+            .add(index, address.addr(), address.prefix_len())
+            .replace();
+        if address.addr().is_ipv6() {
+            // Usable at once: duplicate address detection would hold it back for a second
+            // or two, and the engine hands out unique addresses anyway.
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        self.run(request.execute())
+            .map_err(netlink_error(format!("adding {address} to {link}")))
     }
 
     /// Creates the bridge `name` with `gateway` as its address, or brings an existing one
@@ -119,6 +130,7 @@ impl Netlink {
         &self,
         name: &str,
         gateway: Ipv4Net,
+        gateway6: Option<Ipv6Net>,
         mtu: u32,
     ) -> Result<(), NetworkError> {
         if self.index_of(name)?.is_none() {
@@ -127,7 +139,9 @@ impl Netlink {
                 .map_err(netlink_error(format!("creating bridge {name}")))?;
         }
         let index = self.require_index(name)?;
-        self.add_address(name, index, gateway)?;
+        for address in std::iter::once(IpNet::V4(gateway)).chain(gateway6.map(IpNet::V6)) {
+            self.add_address(name, index, address)?;
+        }
         // Set after creation, as a change: only then does the bridge keep it when its
         // last port goes, instead of falling back to 1500.
         self.set(
@@ -227,13 +241,25 @@ impl Netlink {
                 .mtu(iface.mtu)
                 .build(),
         )?;
-        self.add_address(&iface.name, index, iface.address)?;
+        let addresses =
+            std::iter::once(IpNet::V4(iface.address)).chain(iface.address6.map(IpNet::V6));
+        for address in addresses {
+            self.add_address(&iface.name, index, address)?;
+        }
         self.set(
             format!("bringing up {}", iface.name),
             LinkUnspec::new_with_index(index).up().build(),
         )?;
         if let Some(gateway) = iface.default_gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gateway)
+                .output_interface(index)
+                .build();
+            self.run(self.handle.route().add(route).execute())
+                .map_err(netlink_error(format!("default route via {gateway}")))?;
+        }
+        if let Some(gateway) = iface.default_gateway6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
                 .gateway(gateway)
                 .output_interface(index)
                 .build();

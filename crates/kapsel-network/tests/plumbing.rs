@@ -66,6 +66,8 @@ fn interface(n: u8, bridge: &str, subnet: &Ipv4Net, gateway: Ipv4Addr) -> Interf
         bridge: bridge.into(),
         address: Ipv4Net::new(ip, subnet.prefix_len()).unwrap(),
         default_gateway: Some(gateway),
+        address6: None,
+        default_gateway6: None,
         mtu: 1500,
     }
 }
@@ -90,6 +92,7 @@ fn namespaces_on_a_bridge_talk_and_publish_ports() {
         nl.ensure_bridge(
             &setup.bridge,
             Ipv4Net::new(gateway, subnet.prefix_len()).unwrap(),
+            None,
             1500,
         )
         .unwrap();
@@ -144,6 +147,7 @@ fn namespaces_on_a_bridge_talk_and_publish_ports() {
             gateway,
             internal: false,
             log_connections: false,
+            subnet6: None,
         }],
         ports: vec![PortMapping {
             protocol: Protocol::Tcp,

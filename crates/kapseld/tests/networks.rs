@@ -587,3 +587,64 @@ fn published_ports_answer_another_host() {
         "a port published on 127.0.0.1 only"
     );
 }
+
+#[test]
+fn ipv6_networks_give_addresses_routes_and_names() {
+    let Some(d) = daemon_with_busybox("net-ipv6") else {
+        return;
+    };
+    let subnet6 = format!("fd42:{:x}::/64", std::process::id() & 0xffff);
+    ok(
+        &d,
+        &["network", "create", "--ipv6", "--subnet", &subnet6, "six"],
+    );
+    assert_eq!(inspect(&d, "{{.EnableIPv6}}", "six"), "true");
+    let gateway6 = inspect(&d, "{{(index .IPAM.Config 1).Gateway}}", "six");
+    let prefix = subnet6.trim_end_matches(":/64");
+    assert_eq!(gateway6, format!("{prefix}:1"));
+    ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "one",
+            "--network",
+            "six",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    );
+    let one6 = inspect(
+        &d,
+        "{{.NetworkSettings.Networks.six.GlobalIPv6Address}}",
+        "one",
+    );
+    assert!(one6.starts_with(prefix), "{one6} in {subnet6}");
+    let script = "ip -6 route show default; ping -6 -c1 -W2 one >/dev/null && echo reached";
+    let out = run_sh(&d, &["--rm", "--network", "six", "busybox"], script);
+    assert!(out.contains(&format!("default via {gateway6}")), "{out}");
+    assert!(out.contains("reached"), "one by name over IPv6: {out}");
+    // Masqueraded when leaving, as IPv4.
+    let bridge = inspect(&d, "{{.Id}}", "six")[..11].to_string();
+    let table = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    let rule = format!("ip6 saddr {subnet6} oifname != \"kbr-{bridge}\" masquerade");
+    assert!(table.contains(&rule), "{rule} in the table");
+    let out = fails(
+        &d,
+        &[
+            "network",
+            "create",
+            "--ipv6",
+            "--subnet",
+            "fd43::/120",
+            "tiny",
+        ],
+    );
+    assert!(out.contains("smaller than IPv4 subnet"), "{out}");
+}

@@ -62,13 +62,13 @@ fn network_json(state: &AppState, n: &NetworkRecord) -> Value {
                     json!({
                         "Name": r.name, "EndpointID": e.endpoint_id, "MacAddress": e.mac(),
                         "IPv4Address": e.ip.map_or(String::new(), |ip| ip.to_string()),
-                        "IPv6Address": "",
+                        "IPv6Address": e.ip6.map_or(String::new(), |ip| ip.to_string()),
                     }),
                 );
             }
         }
     }
-    let config: Vec<Value> = n
+    let mut config: Vec<Value> = n
         .subnet
         .map(|subnet| {
             let mut c = json!({"Subnet": subnet.to_string()});
@@ -82,6 +82,9 @@ fn network_json(state: &AppState, n: &NetworkRecord) -> Value {
         })
         .into_iter()
         .collect();
+    if let (Some(subnet6), Some(gateway6)) = (n.subnet6, n.gateway6) {
+        config.push(json!({"Subnet": subnet6.to_string(), "Gateway": gateway6.to_string()}));
+    }
     let mut options = json!(n.options);
     if n.name == "bridge" {
         options["com.docker.network.bridge.default_bridge"] = json!("true");
@@ -89,7 +92,7 @@ fn network_json(state: &AppState, n: &NetworkRecord) -> Value {
     }
     json!({
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local",
-        "Driver": n.driver, "EnableIPv4": true, "EnableIPv6": false,
+        "Driver": n.driver, "EnableIPv4": true, "EnableIPv6": n.subnet6.is_some(),
         "IPAM": {"Driver": "default", "Options": null, "Config": config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
@@ -168,21 +171,27 @@ fn parse_field<T: std::str::FromStr>(v: &Value, what: &str) -> Result<Option<T>,
 
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let body = json_body(&body, "network create")?;
-    if body["EnableIPv6"].as_bool() == Some(true) {
-        return Err(ApiError::bad_request(
-            "IPv6 networks are not supported by kapsel yet: create the network without --ipv6",
-        ));
-    }
-    let ipam = body["IPAM"]["Config"]
+    let enable_ipv6 = body["EnableIPv6"].as_bool() == Some(true);
+    let configs = body["IPAM"]["Config"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    if ipam.len() > 1 {
+    let is_v6 = |c: &&Value| c["Subnet"].as_str().is_some_and(|s| s.contains(':'));
+    let (v6, v4): (Vec<&Value>, Vec<&Value>) = configs.iter().partition(is_v6);
+    if v4.len() > 1 || v6.len() > 1 {
         return Err(ApiError::bad_request(
-            "one IPv4 subnet per network: give --subnet once",
+            "one subnet per IP version: give --subnet at most once for IPv4 and once for IPv6",
         ));
     }
-    let ipam = ipam.first().cloned().unwrap_or(Value::Null);
+    if !v6.is_empty() && !enable_ipv6 {
+        return Err(ApiError::bad_request(
+            "an IPv6 subnet needs --ipv6 (EnableIPv6)",
+        ));
+    }
+    let (ipam, ipam6) = (
+        v4.first().copied().cloned().unwrap_or(Value::Null),
+        v6.first().copied().cloned().unwrap_or(Value::Null),
+    );
     let request = CreateNetwork {
         name: body["Name"].as_str().unwrap_or("").to_string(),
         driver: body["Driver"].as_str().unwrap_or("").to_string(),
@@ -193,6 +202,9 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Respon
         subnet: parse_field(&ipam["Subnet"], "subnet")?,
         ip_range: parse_field(&ipam["IPRange"], "ip-range")?,
         gateway: parse_field(&ipam["Gateway"], "gateway")?,
+        enable_ipv6,
+        subnet6: parse_field(&ipam6["Subnet"], "IPv6 subnet")?,
+        gateway6: parse_field(&ipam6["Gateway"], "IPv6 gateway")?,
     };
     let network = blocking(&state, move |n| n.create(request)).await?;
     state.engine.events.publish(

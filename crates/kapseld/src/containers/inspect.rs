@@ -129,7 +129,9 @@ fn endpoint_settings(record: &Record, e: &crate::networks::record::Endpoint) -> 
         "Gateway": e.gateway.map_or(String::new(), |g| g.to_string()),
         "IPAddress": e.ip.map_or(String::new(), |ip| ip.addr().to_string()),
         "IPPrefixLen": e.ip.map_or(0, |ip| ip.prefix_len()),
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": e.gateway6.map_or(String::new(), |g| g.to_string()),
+        "GlobalIPv6Address": e.ip6.map_or(String::new(), |ip| ip.addr().to_string()),
+        "GlobalIPv6PrefixLen": e.ip6.map_or(0, |ip| ip.prefix_len()),
         "DNSNames": if e.ip.is_some() { json!(dns_names) } else { json!(null) },
     })
 }

@@ -9,11 +9,11 @@ pub mod ports;
 pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use kapsel_network::dns::{DnsServer, NameTable};
 use kapsel_network::firewall::{BridgeRules, Firewall, PortMapping};
 use kapsel_network::link::{self, Interface, Netlink};
@@ -81,6 +81,10 @@ pub struct CreateNetwork {
     pub subnet: Option<Ipv4Net>,
     pub ip_range: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
+    /// `--ipv6`, with `subnet6` (else a unique local /64) and `gateway6`.
+    pub enable_ipv6: bool,
+    pub subnet6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// What a started container got: its namespace and endpoints, and its published ports.
@@ -174,6 +178,8 @@ impl Networks {
                     subnet: None,
                     gateway: None,
                     ip_range: None,
+                    subnet6: None,
+                    gateway6: None,
                     internal: false,
                     attachable: false,
                     labels: BTreeMap::new(),
@@ -302,7 +308,15 @@ impl Networks {
                 )));
             }
         }
+        let (subnet6, gateway6) = if request.enable_ipv6 {
+            let (subnet6, gateway6) = self.ipv6_config(&id, &subnet, gateway, &request)?;
+            (Some(subnet6), Some(gateway6))
+        } else {
+            (None, None)
+        };
         let network = NetworkRecord {
+            subnet6,
+            gateway6,
             id,
             name: request.name,
             driver: BRIDGE.into(),
@@ -322,6 +336,52 @@ impl Networks {
             return Err(e);
         }
         Ok(network)
+    }
+
+    /// The IPv6 subnet (given, or a unique local /64) and gateway (given, or the IPv4
+    /// gateway's twin) of a new network.
+    fn ipv6_config(
+        &self,
+        id: &str,
+        subnet: &Ipv4Net,
+        gateway: Ipv4Addr,
+        request: &CreateNetwork,
+    ) -> Result<(Ipv6Net, Ipv6Addr)> {
+        let subnet6 = match request.subnet6 {
+            Some(s) => s.trunc(),
+            None => {
+                let seed: Vec<u8> = (0..7)
+                    .map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap_or(0))
+                    .collect();
+                ipam::ula_subnet(seed.as_slice().try_into().expect("7 bytes"))
+            }
+        };
+        if !ipam::fits_ipv4_hosts(subnet, &subnet6) {
+            return Err(NetworkError::Invalid(format!(
+                "IPv6 subnet {subnet6} is smaller than IPv4 subnet {subnet}: use at least a /{}",
+                96 + subnet.prefix_len()
+            )));
+        }
+        let taken = self
+            .state()
+            .networks
+            .values()
+            .filter_map(|n| n.subnet6)
+            .any(|other| other.contains(&subnet6.network()) || subnet6.contains(&other.network()));
+        if taken {
+            return Err(NetworkError::Invalid(format!(
+                "invalid pool request: Pool overlaps with other one on this address space ({subnet6})"
+            )));
+        }
+        let gateway6 = request
+            .gateway6
+            .unwrap_or_else(|| ipam::ipv6_twin(subnet, gateway, &subnet6));
+        if !subnet6.contains(&gateway6) {
+            return Err(NetworkError::Invalid(format!(
+                "invalid gateway {gateway6}: it is not in subnet {subnet6}"
+            )));
+        }
+        Ok((subnet6, gateway6))
     }
 
     /// A subnet that overlaps nothing: not the host's routes, not another network's.
@@ -378,7 +438,11 @@ impl Networks {
             )));
         };
         let address = Ipv4Net::new(gateway, subnet.prefix_len()).expect("prefix of a subnet");
-        Netlink::connect()?.ensure_bridge(&network.bridge, address, network.mtu())?;
+        let address6 = network
+            .subnet6
+            .zip(network.gateway6)
+            .map(|(s, g)| Ipv6Net::new(g, s.prefix_len()).expect("prefix of a subnet"));
+        Netlink::connect()?.ensure_bridge(&network.bridge, address, address6, network.mtu())?;
         if network.log_connections() {
             self.connections.start(self.instance.log_group);
         }
@@ -480,9 +544,10 @@ impl Networks {
         let mut names = vec![record.name.clone(), record.short_id().to_string()];
         names.extend(endpoint.aliases.iter().cloned());
         if let Some(resolver) = self.resolvers().get(&endpoint.network_id) {
-            resolver
-                .names
-                .insert(&record.id, &names, &[ip.addr().into()]);
+            let addrs: Vec<IpAddr> = std::iter::once(IpAddr::V4(ip.addr()))
+                .chain(endpoint.ip6.map(|ip6| IpAddr::V6(ip6.addr())))
+                .collect();
+            resolver.names.insert(&record.id, &names, &addrs);
         }
     }
 
@@ -511,6 +576,7 @@ impl Networks {
                     gateway: n.gateway?,
                     internal: n.internal,
                     log_connections: n.log_connections(),
+                    subnet6: n.subnet6,
                 })
             })
             .collect();
@@ -654,6 +720,11 @@ impl Networks {
             bridge: network.bridge.clone(),
             address: Ipv4Net::new(ip, subnet.prefix_len()).expect("prefix of a subnet"),
             default_gateway: (index == 0 && !network.internal).then_some(gateway),
+            address6: network.subnet6.map(|s6| {
+                Ipv6Net::new(ipam::ipv6_twin(&subnet, ip, &s6), s6.prefix_len())
+                    .expect("prefix of a subnet")
+            }),
+            default_gateway6: network.gateway6.filter(|_| index == 0 && !network.internal),
             mtu: network.mtu(),
         };
         if let Err(e) = link::attach(ns, &iface) {
@@ -667,6 +738,8 @@ impl Networks {
             endpoint_id: kapsel_network_id(),
             ip: Some(iface.address),
             gateway: Some(gateway),
+            ip6: iface.address6,
+            gateway6: network.gateway6,
             host_ifname,
         })
     }

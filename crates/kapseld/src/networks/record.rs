@@ -2,9 +2,9 @@
 //! container's endpoint on it (kept in the container's record).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 /// The drivers kapsel has: `bridge` networks, and Docker's predefined `host` and `none`.
@@ -27,6 +27,11 @@ pub struct NetworkRecord {
     pub gateway: Option<Ipv4Addr>,
     #[serde(default)]
     pub ip_range: Option<Ipv4Net>,
+    /// Networks with IPv6 (`--ipv6`): their subnet and gateway.
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
     #[serde(default)]
     pub internal: bool,
     #[serde(default)]
@@ -79,6 +84,8 @@ pub struct Endpoint {
     pub endpoint_id: String,
     pub ip: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
+    pub ip6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
     pub host_ifname: String,
 }
 
@@ -98,6 +105,8 @@ impl Endpoint {
         self.endpoint_id.clear();
         self.ip = None;
         self.gateway = None;
+        self.ip6 = None;
+        self.gateway6 = None;
         self.host_ifname.clear();
     }
 }
