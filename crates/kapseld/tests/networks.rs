@@ -177,12 +177,35 @@ fn default_bridge_publishes_on_every_local_address_and_survives_a_crash() {
         "{resolv}"
     );
 
+    // A container on two user networks, known by name on both.
+    ok(&d, &["network", "create", "left"]);
+    ok(&d, &["network", "create", "right"]);
+    let both = web(&d, "both", &["--network", "left", "--network", "right"]);
+    let links = ok(
+        &d,
+        &["exec", "both", "sh", "-c", "ip -o link | grep -c eth"],
+    );
+    assert_eq!(links.trim(), "2", "one interface per network");
+    let left_ip = inspect(&d, "{{.NetworkSettings.Networks.left.IPAddress}}", "both");
+
     d.crash_and_restart(std::time::Duration::ZERO);
     assert_eq!(
         http_hostname((Ipv4Addr::LOCALHOST, port)).unwrap(),
         id,
         "after the crash"
     );
+    assert_eq!(
+        inspect(&d, "{{.NetworkSettings.Networks.left.IPAddress}}", "both"),
+        left_ip,
+        "addresses kept"
+    );
+    for network in ["left", "right"] {
+        assert_eq!(
+            fetch_from(&d, network, "both"),
+            both,
+            "names after the crash ({network})"
+        );
+    }
     let again = published_port(&d, "web");
     assert_eq!(again, port);
     // A second container cannot take the same host port.
