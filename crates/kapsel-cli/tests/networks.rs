@@ -390,3 +390,67 @@ fn network_and_port_flags_are_checked_as_docker_checks_them() {
          {\"53/tcp\":{},\"7000/tcp\":{},\"80/tcp\":{},\"81/tcp\":{},\"9000/udp\":{}}\n"
     );
 }
+
+/// `kapsel network connections`: the connection log of a network, as a table.
+#[test]
+fn network_connections_lists_the_logged_connections() {
+    let Some(d) = daemon_with_busybox("cli-net-log") else {
+        return;
+    };
+    d.ok(&[
+        "network",
+        "create",
+        "-o",
+        "kapsel.log-connections=true",
+        "watched",
+    ]);
+    let listener = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let gateway = d
+        .ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            "watched",
+        ])
+        .trim()
+        .to_string();
+    let script = format!("nc -w 2 {gateway} {port} </dev/null 2>/dev/null; true");
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "watched",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let wanted = "tcp ";
+    let destination = format!("{gateway}:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let table = d.ok(&["network", "connections", "watched"]);
+        assert!(table.starts_with("PROTOCOL"), "{table}");
+        if table
+            .lines()
+            .any(|l| l.starts_with(wanted) && l.trim_end().ends_with(&destination))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{destination} never logged:\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused = d.kapsel(&["network", "connections", "bridge"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("does not log connections"),
+        "{}",
+        refused.stderr
+    );
+}

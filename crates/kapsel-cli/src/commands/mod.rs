@@ -215,6 +215,8 @@ pub enum ImageCmd {
 pub enum NetworkCmd {
     /// Connect a container to a network
     Connect(network::ConnectArgs),
+    /// Show the connections logged on a network (-o kapsel.log-connections=true)
+    Connections(network::ConnectionsArgs),
     /// Create a network
     Create(network::CreateArgs),
     /// Disconnect a container from a network
@@ -315,6 +317,7 @@ pub async fn dispatch(client: &Client, command: Command) -> Outcome {
         },
         C::Network(sub) => match sub {
             NetworkCmd::Connect(a) => network::connect(client, a).await,
+            NetworkCmd::Connections(a) => network::connections(client, a).await,
             NetworkCmd::Create(a) => network::create(client, a).await,
             NetworkCmd::Disconnect(a) => network::disconnect(client, a).await,
             NetworkCmd::Inspect(a) => inspect(client, a.into_generic()).await,

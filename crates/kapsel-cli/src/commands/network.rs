@@ -271,6 +271,58 @@ fn network_row(n: &Value, trunc: bool) -> gtmpl::Value {
 }
 
 // ---------------------------------------------------------------------------------------
+// connections (kapsel's own: docker has no connection log)
+// ---------------------------------------------------------------------------------------
+
+#[derive(Args, Debug)]
+pub struct ConnectionsArgs {
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+}
+
+const CONNECTIONS_TABLE: &str = "table {{.Protocol}}\t{{.Source}}\t{{.Destination}}";
+
+const CONNECTION_HEADERS: &[(&str, &str)] = &[
+    ("Protocol", "PROTOCOL"),
+    ("Source", "SOURCE"),
+    ("Destination", "DESTINATION"),
+];
+
+/// `network connections NETWORK`: the latest new connections logged on a network
+/// created with `-o kapsel.log-connections=true`, oldest first.
+pub async fn connections(client: &Client, args: ConnectionsArgs) -> Outcome {
+    let format = list_format(args.format.as_deref(), false, CONNECTIONS_TABLE);
+    let template = Template::parse(format, CONNECTIONS_TABLE)?;
+    let path = format!("/networks/{}/connections", args.network);
+    let logged: Vec<Value> = client.get_json(&path, &Query::new()).await?;
+    let endpoint = |c: &Value, side: &str| {
+        let (ip, port) = (&c[side], &c[format!("{side}_port")]);
+        match port.as_u64() {
+            Some(p) if p > 0 => format!("{}:{p}", ip.as_str().unwrap_or_default()),
+            _ => ip.as_str().unwrap_or_default().to_string(),
+        }
+    };
+    let rows: Vec<gtmpl::Value> = logged
+        .iter()
+        .map(|c| {
+            format::context(&[
+                (
+                    "Protocol",
+                    c["protocol"].as_str().unwrap_or_default().to_string(),
+                ),
+                ("Source", endpoint(c, "source")),
+                ("Destination", endpoint(c, "destination")),
+            ])
+        })
+        .collect();
+    write_stdout(template.render_list(CONNECTION_HEADERS, &rows)?.as_bytes())?;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------
 // rm, prune
 // ---------------------------------------------------------------------------------------
 
