@@ -171,6 +171,23 @@ fn default_bridge_publishes_on_every_local_address_and_survives_a_crash() {
             "web published",
         );
     }
+    // -P publishes every exposed port on an ephemeral one.
+    let exposed = web(&d, "exposed", &["-P", "--expose", "80"]);
+    let exposed_port = published_port(&d, "exposed");
+    wait_for(
+        || http_hostname((Ipv4Addr::LOCALHOST, exposed_port)).is_ok_and(|h| h == exposed),
+        "-P with --expose",
+    );
+    ok(&d, &["rm", "-f", "exposed"]);
+    let hosts = run_sh(
+        &d,
+        &["--rm", "--add-host", "outside:host-gateway", "busybox"],
+        "cat /etc/hosts",
+    );
+    assert!(
+        hosts.contains(&format!("{bridge_gateway}\toutside")),
+        "host-gateway: {hosts}"
+    );
     let resolv = run_sh(&d, &["--rm", "busybox"], "cat /etc/resolv.conf");
     assert!(
         resolv.contains(&format!("nameserver {bridge_gateway}")),
