@@ -401,6 +401,7 @@ pub async fn exec_inspect(
 #[serde(rename_all = "PascalCase", default)]
 struct ExecStart {
     detach: bool,
+    console_size: Option<[u32; 2]>,
 }
 
 pub async fn exec_start(
@@ -420,13 +421,16 @@ pub async fn exec_start(
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
     if start.detach {
-        state.engine.exec_start(&id, false).await?;
+        state
+            .engine
+            .exec_start(&id, false, start.console_size)
+            .await?;
         return Ok(no_content());
     }
     let exec = state.engine.execs.get(&id)?;
     let engine = state.engine.clone();
     let shim = async move {
-        match engine.exec_start(&id, true).await {
+        match engine.exec_start(&id, true, start.console_size).await {
             Ok((_, Some(shim))) => Ok(shim),
             Ok((_, None)) => Err("exec started without a stream".to_string()),
             Err(e) => Err(e.to_string()),

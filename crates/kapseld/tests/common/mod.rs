@@ -2,6 +2,8 @@
 // Shared by several test binaries, each using part of it.
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
