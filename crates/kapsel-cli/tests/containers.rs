@@ -348,11 +348,17 @@ fn run_it_and_exec_it_are_interactive_terminals() {
     let Some(d) = daemon_with_busybox("tty-it") else {
         return;
     };
-    pty::check_interactive_shell(kapsel_command(
-        &d,
-        &["run", "-it", "--rm", "--name", "tty", "busybox", "sh"],
-    ));
+    pty::check_interactive_shell(
+        kapsel_command(
+            &d,
+            &["run", "-it", "--rm", "--name", "tty", "busybox", "sh"],
+        ),
+        pty::InitialSize::AtCreate,
+    );
     d.ok(&["run", "-d", "--name", "host", "busybox", "sleep", "1000"]);
-    pty::check_interactive_shell(kapsel_command(&d, &["exec", "-it", "host", "sh"]));
+    pty::check_interactive_shell(
+        kapsel_command(&d, &["exec", "-it", "host", "sh"]),
+        pty::InitialSize::AtCreate,
+    );
     assert_eq!(d.ok(&["ps", "--format", "{{.Names}}"]), "host\n");
 }

@@ -11,11 +11,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DOCKER: &str = "/usr/local/bin/docker";
+/// Debian's docker 20.10 client (API 1.41), taken out of its .deb by install-deps.sh.
+pub const DOCKER_20_10: &str = "/opt/kapsel-test/docker-20.10/docker";
 
 /// A kapseld with its own data root, exec root and socket, stopped (by PID) on drop.
 pub struct Daemon {
     pub dir: PathBuf,
     child: Child,
+    /// The docker CLI the helpers drive: [`DOCKER`] unless [`Daemon::use_client`] said.
+    client: &'static str,
 }
 
 impl Daemon {
@@ -24,7 +28,11 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let child = spawn_kapseld(&dir);
-        Daemon { dir, child }
+        Daemon {
+            dir,
+            child,
+            client: DOCKER,
+        }
     }
 
     /// SIGKILL (by PID) and a new kapseld on the same data, exec root and socket: what a
@@ -39,9 +47,14 @@ impl Daemon {
         self.dir.join("api.sock")
     }
 
+    /// Makes every helper drive `client` (a docker CLI binary) from now on.
+    pub fn use_client(&mut self, client: &'static str) {
+        self.client = client;
+    }
+
     /// `docker -H <this daemon>`, ready for its arguments.
     pub fn docker_command(&self) -> Command {
-        let mut cmd = Command::new(DOCKER);
+        let mut cmd = Command::new(self.client);
         cmd.arg("-H")
             .arg(format!("unix://{}", self.socket().display()));
         cmd

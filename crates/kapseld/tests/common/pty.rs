@@ -87,18 +87,35 @@ impl PtySession {
     /// consumes it.
     #[track_caller]
     pub fn expect(&mut self, text: &str) {
+        self.expect_one_of(&[text]);
+    }
+
+    /// Waits until one of `texts` appears on the screen after what earlier calls
+    /// consumed, consumes up to the end of the first to appear, and returns its index.
+    #[track_caller]
+    pub fn expect_one_of(&mut self, texts: &[&str]) -> usize {
         let deadline = Instant::now() + PATIENCE;
         loop {
             {
                 let screen = self.screen.lock().unwrap();
                 let rest = &screen[self.seen..];
-                if let Some(at) = rest.windows(text.len()).position(|w| w == text.as_bytes()) {
-                    self.seen += at + text.len();
-                    return;
+                let found = texts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, text)| {
+                        let at = rest
+                            .windows(text.len())
+                            .position(|w| w == text.as_bytes())?;
+                        Some((at + text.len(), i))
+                    })
+                    .min();
+                if let Some((end, i)) = found {
+                    self.seen += end;
+                    return i;
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "{text:?} did not appear; the screen after what was consumed: {:?}",
+                    "none of {texts:?} appeared; the screen after what was consumed: {:?}",
                     String::from_utf8_lossy(rest)
                 );
             }
@@ -142,28 +159,54 @@ impl Drop for PtySession {
     }
 }
 
+/// When the container's terminal gets the client's size.
+#[derive(Clone, Copy, PartialEq)]
+pub enum InitialSize {
+    /// At create (API ≥ 1.42's ConsoleSize): the first command sees it.
+    AtCreate,
+    /// By a resize after the start (older clients), so a command typed ahead may still
+    /// see 0×0, with dockerd as well.
+    AfterStart,
+}
+
 /// A shell session through `client` (a docker-like CLI, `-H` given, ready for the
 /// `run -it`/`exec -it` arguments, which end with busybox's `sh`) under a 24×80 pty: typed
 /// commands run in the container and their output comes back, `stty size` follows the
 /// terminal's size, a resize reaches the container as SIGWINCH with the new size, and
 /// the shell's exit code is the client's.
-pub fn check_interactive_shell(client: Command) {
+pub fn check_interactive_shell(client: Command, initial: InitialSize) {
     let mut pty = PtySession::spawn(client, 24, 80);
     // Quotes split the marker in the echoed command line, so only the output matches.
     pty.type_line(r#"echo in-""side $(tty)"#);
     pty.expect("in-side /dev/pts/");
-    pty.type_line("stty size");
-    pty.expect("24 80\r\n");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the terminal's size never arrived"
+        );
+        pty.type_line("stty size");
+        // busybox's stty fails on a 0×0 terminal.
+        let zero_size = pty.expect_one_of(&["24 80\r\n", "stty: standard input"]) == 1;
+        if !zero_size {
+            break;
+        }
+        assert!(
+            initial == InitialSize::AfterStart,
+            "the first command saw no size"
+        );
+    }
 
-    // A child shell reports its SIGWINCH; it waits in `sleep`, so the trap runs within
-    // a second of the signal.
+    // A child shell reports every SIGWINCH (a late first resize too); it waits in
+    // `sleep`, so the trap runs within a second of the signal. ^C ends it.
     pty.type_line(concat!(
-        r#"sh -c 'trap "echo got-""winch; stty size; exit 0" WINCH; "#,
+        r#"sh -c 'trap "echo got-""winch; stty size" WINCH; "#,
         r#"echo rea""dy; while :; do sleep 1; done'"#
     ));
     pty.expect("ready\r\n");
     pty.resize(30, 100);
     pty.expect("got-winch\r\n30 100\r\n");
+    pty.type_line("\x03");
     pty.type_line("stty size");
     pty.expect("30 100\r\n");
 
