@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::body;
+use super::body::{self, JsonBody};
 use super::filters::{label_matches, time_param, Filters};
 use super::stream::{self, StreamOptions};
 use super::{flag, param, ApiError, AppState};
@@ -57,7 +57,7 @@ fn done(result: Result<(), ContainerError>) -> Response {
 pub async fn create(
     State(state): State<AppState>,
     Query(params): Params,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let request: CreateRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON in the create request: {e}")))?;
@@ -382,7 +382,7 @@ fn top_table(text: &str, pids: &[i64]) -> Result<Value, ApiError> {
 pub async fn exec_create(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let config: ExecConfig = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON in the exec request: {e}")))?;
@@ -411,9 +411,7 @@ pub async fn exec_start(
 ) -> Result<Response, ApiError> {
     let upgrade = stream::wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let body = body::read_json(req.into_body()).await?;
     let start: ExecStart = if body.is_empty() {
         ExecStart::default()
     } else {

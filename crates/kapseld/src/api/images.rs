@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use kapsel_image::store::{ImageStore, RemoveEvent};
 use kapsel_image::ImageError;
 use serde_json::{json, Map, Value};
 
+use super::body::JsonBody;
 use super::filters::Filters;
 use super::{body, flag, page_not_found, param, ApiError, AppState};
 use crate::containers::commit::CommitRequest;
@@ -153,7 +154,7 @@ async fn import(
 pub async fn commit(
     State(state): State<AppState>,
     Query(params): Params,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let container = param(&params, "container").unwrap_or_default();
     let tags: Vec<Reference> = repo_tag(param(&params, "repo"), param(&params, "tag"))?
