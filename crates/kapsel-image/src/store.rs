@@ -51,8 +51,10 @@ impl ImageStore {
         if snapshots.layers_root().is_dir() {
             crate::unpack::remove_stale_staging(&snapshots.layers_root())?;
         }
+        let content = ContentStore::open(root.join("content"))?;
+        archive::remove_stale_staging(&content)?;
         Ok(ImageStore {
-            content: ContentStore::open(root.join("content"))?,
+            content,
             db: Mutex::new(ImageDb::open(root.join("images.db"))?),
             snapshots,
             gc_lock: RwLock::new(()),

@@ -272,6 +272,14 @@ pub fn wait_for_within(limit: Duration, mut check: impl FnMut() -> bool, what: &
 /// A docker-archive of a busybox image (`busybox:latest`) made from the host's static
 /// busybox with a link per applet, /etc/passwd and /etc/group; returns its path.
 pub fn busybox_archive(dir: &Path) -> PathBuf {
+    let path = dir.join("busybox.tar");
+    write_docker_archive(&path, "busybox:latest", [busybox_layer()]);
+    path
+}
+
+/// The layer of the busybox image: the host's static busybox with a link per applet,
+/// /etc/passwd and /etc/group.
+pub fn busybox_layer() -> Vec<u8> {
     let busybox =
         std::fs::read("/bin/busybox").expect("busybox-static is installed (install-deps.sh)");
     let applets = Command::new("/bin/busybox")
@@ -293,21 +301,14 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
         add_dir(&mut layer, d, 0o755);
     }
     add_dir(&mut layer, "tmp", 0o1777);
-    let file = |layer: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]| {
-        let mut h = header();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(mode);
-        h.set_size(data.len() as u64);
-        layer.append_data(&mut h, path, data).unwrap();
-    };
-    file(&mut layer, "bin/busybox", 0o755, &busybox);
-    file(
+    append_file(&mut layer, "bin/busybox", 0o755, &busybox);
+    append_file(
         &mut layer,
         "etc/passwd",
         0o644,
         b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
     );
-    file(
+    append_file(
         &mut layer,
         "etc/group",
         0o644,
@@ -324,39 +325,61 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
         h.set_size(0);
         layer.append_link(&mut h, path, "/bin/busybox").unwrap();
     }
-    let layer = layer.into_inner().unwrap();
-    let diff_id = kapsel_image::digest::Digest::of_bytes(&layer);
+    layer.into_inner().unwrap()
+}
+
+/// A regular file, root's, in a tar being built.
+pub fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, mode: u32, data: &[u8]) {
+    let mut h = header();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(mode);
+    h.set_size(data.len() as u64);
+    tar.append_data(&mut h, path, data).unwrap();
+}
+
+/// Writes a docker-archive at `path` of one image tagged `repo_tag` (`sh` as its command)
+/// with `layers` (uncompressed tars), bottom first; each layer is made only when it is
+/// written, so large images need not be in memory at once.
+pub fn write_docker_archive(
+    path: &Path,
+    repo_tag: &str,
+    layers: impl IntoIterator<Item = Vec<u8>>,
+) {
+    let mut archive = tar::Builder::new(std::io::BufWriter::new(
+        std::fs::File::create(path).unwrap(),
+    ));
+    let mut diff_ids = Vec::new();
+    for layer in layers {
+        let diff_id = kapsel_image::digest::Digest::of_bytes(&layer);
+        append_file(
+            &mut archive,
+            &format!("blobs/sha256/{}", diff_id.hex()),
+            0o644,
+            &layer,
+        );
+        diff_ids.push(diff_id);
+    }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
         "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>()},
     })
     .to_string();
     let config_id = kapsel_image::digest::Digest::of_bytes(config.as_bytes());
     let manifest = serde_json::json!([{
         "Config": format!("blobs/sha256/{}", config_id.hex()),
-        "RepoTags": ["busybox:latest"],
-        "Layers": [format!("blobs/sha256/{}", diff_id.hex())],
+        "RepoTags": [repo_tag],
+        "Layers": diff_ids.iter().map(|d| format!("blobs/sha256/{}", d.hex())).collect::<Vec<_>>(),
     }])
     .to_string();
-    let mut archive = tar::Builder::new(Vec::new());
-    for (name, data) in [
-        (format!("blobs/sha256/{}", diff_id.hex()), layer.as_slice()),
-        (
-            format!("blobs/sha256/{}", config_id.hex()),
-            config.as_bytes(),
-        ),
-        ("manifest.json".to_string(), manifest.as_bytes()),
-    ] {
-        let mut h = header();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        archive.append_data(&mut h, name, data).unwrap();
-    }
-    let path = dir.join("busybox.tar");
-    std::fs::write(&path, archive.into_inner().unwrap()).unwrap();
-    path
+    append_file(
+        &mut archive,
+        &format!("blobs/sha256/{}", config_id.hex()),
+        0o644,
+        config.as_bytes(),
+    );
+    append_file(&mut archive, "manifest.json", 0o644, manifest.as_bytes());
+    archive.into_inner().unwrap().flush().unwrap();
 }
 
 /// A ustar header owned by root with a fixed mtime (the tar crate leaves them empty).
