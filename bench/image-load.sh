@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Loading an image as `docker load` does (store and verify every blob, apply every layer):
 # kapsel (kapsel-image: ImageStore::load + parallel unpack) against podman load (private
-# storage, vfs) and the floor of a plain `tar -x` of the same root filesystem, in one run.
-# The image is a Debian minbase rootfs (debootstrap, cached in $CACHE) as one layer,
-# written as a docker-archive by podman.
+# storage, vfs), docker load (the anchors' dockerd 20.10, overlay2) and the floor of a
+# plain `tar -x` of the same root filesystem, in one run. The image is a Debian minbase
+# rootfs (debootstrap, cached in $CACHE) as one layer, written as a docker-archive by
+# podman. The anchors come from ../shared/bench/00-setup-anchors.sh, which this script
+# runs; stop them with 99-teardown-anchors.sh afterwards.
 #   RUNS (default 5), CACHE (default /var/cache/kapsel-bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,9 @@ CACHE=${CACHE:-/var/cache/kapsel-bench}
 export DEBIAN_FRONTEND=noninteractive
 command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
 cargo build --release --locked -p kapsel-image --example load-and-unpack >&2
+ANCHORS=${ANCHORS:-$(cd .. && pwd)/shared/bench}
+"$ANCHORS/00-setup-anchors.sh" >&2
+. "$ANCHORS/lib.sh" # $DOCKER: the client of the anchors' dockerd
 mkdir -p "$CACHE"
 ROOTFS_TAR=$CACHE/debian-minbase.tar
 if [ ! -s "$ROOTFS_TAR" ]; then
@@ -21,7 +26,8 @@ if [ ! -s "$ROOTFS_TAR" ]; then
   rm -rf "$CACHE/debian-rootfs"
 fi
 OUT=$(mktemp -d /tmp/kapsel-image-bench-XXXXXX)
-trap 'podman_cmd system reset -f >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
+DOCKER_IMAGE=localhost/bench/debian:minbase
+trap 'podman_cmd system reset -f >/dev/null 2>&1 || true; $DOCKER rmi -f $DOCKER_IMAGE >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
 # podman with storage of its own, so nothing of the host's is touched.
 cat > "$OUT/containers.conf" <<C
 [engine]
@@ -38,7 +44,8 @@ LOADER=$PWD/target/release/examples/load-and-unpack
 hyperfine -N --style basic --runs "$RUNS" --export-json "$OUT/load.json" \
   -n "tar -x (floor)" --prepare "bash -c 'rm -rf $OUT/x; mkdir $OUT/x'" "tar -xf $ROOTFS_TAR -C $OUT/x" \
   -n "kapsel load" --prepare "rm -rf $OUT/k" "$LOADER $OUT/k $OUT/image.tar" \
-  -n "podman load" --prepare "bash -c 'podman_cmd rmi -a -f'" "bash -c 'podman_cmd load -q -i $OUT/image.tar'" >/dev/null 2>&1
+  -n "podman load" --prepare "bash -c 'podman_cmd rmi -a -f'" "bash -c 'podman_cmd load -q -i $OUT/image.tar'" \
+  -n "docker load" --prepare "bash -c '$DOCKER rmi -f $DOCKER_IMAGE >/dev/null 2>&1 || true'" "$DOCKER load -q -i $OUT/image.tar" >/dev/null 2>&1
 python3 - "$OUT/load.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}

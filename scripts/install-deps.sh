@@ -26,4 +26,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Debian's docker 20.10 client (API 1.41) for the old-client tests, without the docker.io
+# package itself: installing it would start a dockerd on the host. Only /usr/bin/docker
+# is taken out of the .deb.
+DOCKER_2010=/opt/kapsel-test/docker-20.10/docker
+if [ ! -x "$DOCKER_2010" ]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  chown _apt "$work" 2>/dev/null || true # apt downloads as its _apt user
+  (cd "$work" && { apt-get download -qq docker.io || { apt-get update -qq && apt-get download -qq docker.io; }; })
+  dpkg-deb -x "$work"/docker.io_*.deb "$work/root"
+  install -D -m 0755 "$work/root/usr/bin/docker" "$DOCKER_2010"
+  rm -rf "$work"
+  trap - EXIT
+fi
+
 command -v cargo >/dev/null || { echo "cargo is missing: install the Rust toolchain (rustup)" >&2; exit 1; }

@@ -4,6 +4,8 @@
 //! container endpoints yet.
 
 mod common;
+#[path = "../../kapseld/tests/common/pty.rs"]
+mod pty;
 
 use common::{daemon_with_busybox, have_docker_cli, Daemon};
 
@@ -314,4 +316,31 @@ fn cp_copies_both_ways() {
     d.ok(&["cp", "box:/tmp/copied.txt", &back.to_string_lossy()]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "from the host\n");
     d.ok(&["rm", "-f", "box"]);
+}
+
+/// `kapsel ARGS…` against `d`, to run under a pty.
+fn kapsel_command(d: &Daemon, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kapsel"));
+    cmd.arg("-H").arg(d.host()).args(args);
+    cmd
+}
+
+#[test]
+fn run_it_and_exec_it_are_interactive_terminals() {
+    let Some(d) = daemon_with_busybox("tty-it") else {
+        return;
+    };
+    pty::check_interactive_shell(
+        kapsel_command(
+            &d,
+            &["run", "-it", "--rm", "--name", "tty", "busybox", "sh"],
+        ),
+        pty::InitialSize::AtCreate,
+    );
+    d.ok(&["run", "-d", "--name", "host", "busybox", "sleep", "1000"]);
+    pty::check_interactive_shell(
+        kapsel_command(&d, &["exec", "-it", "host", "sh"]),
+        pty::InitialSize::AtCreate,
+    );
+    assert_eq!(d.ok(&["ps", "--format", "{{.Names}}"]), "host\n");
 }

@@ -115,6 +115,34 @@ fn tag_save_load_and_remove() {
         "Loaded image: hello-test:1\n"
     );
     same_as_docker(&d, &["load", "-q", "-i", &saved.to_string_lossy()]);
+
+    // `--format oci-archive`: an OCI layout only, which loads back as the same image.
+    let oci = d.dir.join("saved-oci.tar");
+    let args = [
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &oci.to_string_lossy(),
+        "hello-test:1",
+    ];
+    assert_eq!(d.ok(&args), "");
+    let oci_members = members(&std::fs::read(&oci).unwrap());
+    assert!(
+        oci_members.iter().any(|m| m == "oci-layout"),
+        "{oci_members:?}"
+    );
+    assert!(
+        !oci_members.iter().any(|m| m == "manifest.json"),
+        "{oci_members:?}"
+    );
+    d.ok(&["rmi", "hello-test:1"]);
+    let out = d.ok(&["load", "-i", &oci.to_string_lossy()]);
+    assert!(out.contains("hello-test:1"), "{out}");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Id}}", "hello-test:1"]), id);
+    let out = d.kapsel(&["save", "--format", "tarball", "hello-test:1"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("oci-archive"), "{out:?}");
 }
 
 #[test]

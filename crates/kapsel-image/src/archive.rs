@@ -22,6 +22,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::{GzDecoder, MultiGzDecoder};
+use nix::fcntl::Flock;
 use oci_spec::image::{
     Arch, Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder,
     MediaType, Os,
@@ -32,6 +33,7 @@ use crate::content::{start_writeback, unique_name, ContentStore};
 use crate::digest::{digest_reader, Digest, HashingReader};
 use crate::error::{ImageError, Result};
 use crate::reference::Reference;
+use crate::unpack::{create_locked_dir, remove_unlocked_dirs};
 
 /// An image written into the content store by [`load`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +180,9 @@ enum Member {
 /// no name in the archive can place a file anywhere on disk.
 struct Staging {
     dir: PathBuf,
+    /// Held while the directory is in use; a crash leaves it unlocked, for
+    /// [`remove_stale_staging`].
+    _lock: Flock<File>,
     members: HashMap<String, Member>,
     /// Files staged so far, which names the next one (members can repeat a name, so the
     /// map's length would reuse numbers).
@@ -186,10 +191,17 @@ struct Staging {
 
 impl Staging {
     fn extract(store: &ContentStore, input: impl Read) -> Result<Staging> {
-        let dir = staging_root(store).join(unique_name());
-        fs::create_dir_all(&dir).map_err(|e| ImageError::io("create directory", &dir, e))?;
+        let root = staging_root(store);
+        fs::create_dir_all(&root).map_err(|e| ImageError::io("create directory", &root, e))?;
+        let (dir, lock) = loop {
+            let dir = root.join(unique_name());
+            if let Some(lock) = create_locked_dir(&dir)? {
+                break (dir, lock);
+            }
+        };
         let mut staging = Staging {
             dir,
+            _lock: lock,
             members: HashMap::new(),
             staged: 0,
         };
@@ -309,9 +321,20 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        // A failure leaves a directory under `archive-staging/` that is safe to delete.
+        // A failure (or a crash) leaves a directory under `archive-staging/` for
+        // `remove_stale_staging`.
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Removes the staging directories that loads cut short by a crash left in `store`;
+/// those of loads still running are locked and kept. Returns how many.
+pub fn remove_stale_staging(store: &ContentStore) -> Result<usize> {
+    let root = staging_root(store);
+    if !root.is_dir() {
+        return Ok(0);
+    }
+    remove_unlocked_dirs(&root, |_| true)
 }
 
 /// `<store root>/archive-staging`: inside the store's root so staged files are on the

@@ -51,8 +51,10 @@ impl ImageStore {
         if snapshots.layers_root().is_dir() {
             crate::unpack::remove_stale_staging(&snapshots.layers_root())?;
         }
+        let content = ContentStore::open(root.join("content"))?;
+        archive::remove_stale_staging(&content)?;
         Ok(ImageStore {
-            content: ContentStore::open(root.join("content"))?,
+            content,
             db: Mutex::new(ImageDb::open(root.join("images.db"))?),
             snapshots,
             gc_lock: RwLock::new(()),
@@ -226,7 +228,7 @@ impl ImageStore {
 
     /// Writes the named images as one docker-archive. An image named by a tag is saved
     /// with that tag; one named by ID without tags.
-    pub fn save(&self, names: &[String], out: impl Write) -> Result<()> {
+    pub fn save(&self, names: &[String], format: SaveFormat, out: impl Write) -> Result<()> {
         let images = names
             .iter()
             .map(|name| {
@@ -242,7 +244,7 @@ impl ImageStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        archive::save(&self.content, &images, SaveFormat::DockerArchive, out)
+        archive::save(&self.content, &images, format, out)
     }
 
     /// Mounts a root filesystem for container `container_id` from `image` (name or ID),

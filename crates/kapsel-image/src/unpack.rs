@@ -155,29 +155,17 @@ impl Staging {
             hidden.push(unique_name());
             // Same parent, so same filesystem: the final rename is atomic.
             let path = target.with_file_name(hidden);
-            fs::create_dir(&path).map_err(|e| ImageError::io("create directory", &path, e))?;
-            let lock = File::open(&path)
-                .and_then(|dir| {
-                    Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, e)| e.into())
-                })
-                .map_err(|e| ImageError::io("lock", &path, e))?;
+            let Some(lock) = create_locked_dir(&path)? else {
+                continue;
+            };
             let staging = Staging {
                 path,
                 lock,
                 committed: false,
             };
-            // A concurrent cleanup may have locked and removed it between our mkdir and
-            // lock (a removed directory has no links); start over under a new name.
-            let links = staging
-                .lock
-                .metadata()
-                .map_err(|e| ImageError::io("stat", &staging.path, e))?
-                .nlink();
-            if links > 0 {
-                fs::set_permissions(&staging.path, fs::Permissions::from_mode(IMPLICIT_DIR_MODE))
-                    .map_err(|e| ImageError::io("chmod", &staging.path, e))?;
-                return Ok(staging);
-            }
+            fs::set_permissions(&staging.path, fs::Permissions::from_mode(IMPLICIT_DIR_MODE))
+                .map_err(|e| ImageError::io("chmod", &staging.path, e))?;
+            return Ok(staging);
         }
     }
 
@@ -216,26 +204,49 @@ impl Drop for Staging {
     }
 }
 
+/// Creates the work directory `path` and locks it (`flock`) for as long as the returned
+/// lock lives, so that [`remove_unlocked_dirs`] tells a crashed writer's directory from
+/// a live one's. None when a concurrent cleanup removed it between the mkdir and the
+/// lock (a removed directory has no links): the caller starts over under a new name.
+pub(crate) fn create_locked_dir(path: &Path) -> Result<Option<Flock<File>>> {
+    fs::create_dir(path).map_err(|e| ImageError::io("create directory", path, e))?;
+    let lock = File::open(path)
+        .and_then(|dir| Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, e)| e.into()))
+        .map_err(|e| ImageError::io("lock", path, e))?;
+    let links = lock
+        .metadata()
+        .map_err(|e| ImageError::io("stat", path, e))?
+        .nlink();
+    Ok((links > 0).then_some(lock))
+}
+
 /// Removes the staging directories that crashed unpacks left in `dir` (the directory
 /// snapshots are created in) and returns how many. Those of unpacks still running, in
 /// this process or another, are locked and kept.
 pub fn remove_stale_staging(dir: &Path) -> Result<usize> {
+    remove_unlocked_dirs(dir, |name| {
+        name.as_bytes().starts_with(b".") && name.to_string_lossy().contains(STAGING_MARKER)
+    })
+}
+
+/// Removes the directories in `dir` whose name `is_work_dir` picks and that no live
+/// writer holds locked (see [`create_locked_dir`]); returns how many.
+pub(crate) fn remove_unlocked_dirs(
+    dir: &Path,
+    is_work_dir: impl Fn(&OsStr) -> bool,
+) -> Result<usize> {
     let entries = fs::read_dir(dir).map_err(|e| ImageError::io("list", dir, e))?;
     let mut removed = 0;
     for entry in entries {
         let entry = entry.map_err(|e| ImageError::io("list", dir, e))?;
-        let name = entry.file_name();
-        let is_staging = name.as_bytes().starts_with(b".")
-            && name.to_string_lossy().contains(STAGING_MARKER)
-            && entry.file_type().is_ok_and(|t| t.is_dir());
-        if !is_staging {
+        if !is_work_dir(&entry.file_name()) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let path = entry.path();
         let Ok(staging) = File::open(&path) else {
             continue; // finished (renamed or removed) since the listing
         };
-        // Removing while holding the lock is what lets `Staging::create` detect it lost.
+        // Removing while holding the lock is what lets `create_locked_dir` detect it lost.
         if let Ok(_locked) = Flock::lock(staging, FlockArg::LockExclusiveNonblock) {
             fs::remove_dir_all(&path).map_err(|e| ImageError::io("remove stale", &path, e))?;
             removed += 1;

@@ -114,6 +114,8 @@ pub struct Client {
     frames: FrameReader,
     /// The client shut down its sending side: it only receives now.
     input_done: bool,
+    /// Writing to the client failed: it only sends now.
+    output_closed: bool,
     /// The client is gone or too far behind; it is removed at the end of the turn (not
     /// at once, so that poll results still match the client list).
     gone: bool,
@@ -148,6 +150,7 @@ impl Client {
             sent: 0,
             frames: FrameReader::default(),
             input_done: false,
+            output_closed: false,
             gone: false,
         }
     }
@@ -156,8 +159,18 @@ impl Client {
         self.sock.as_raw_fd()
     }
 
+    /// Gone: too far behind, or neither sending nor receiving any more. A client that
+    /// closed its end right after sending (kapseld's resize connections) cannot take
+    /// output, but what it sent is still read first.
     pub fn is_gone(&self) -> bool {
-        self.gone
+        self.gone || (self.output_closed && self.input_done)
+    }
+
+    /// Output cannot reach the client any more: what waits is dropped.
+    fn close_output(&mut self) {
+        self.output_closed = true;
+        self.out = Vec::new();
+        self.sent = 0;
     }
 
     pub fn has_output(&self) -> bool {
@@ -182,7 +195,7 @@ impl Client {
     /// Sends (or queues) one frame of container output; marks the client gone if it is,
     /// or if it is too far behind.
     pub fn send(&mut self, stream: Stream, payload: &[u8]) {
-        if self.gone {
+        if self.gone || self.output_closed {
             return;
         }
         let head = header(stream as u8, payload.len());
@@ -193,7 +206,7 @@ impl Client {
                 Ok(n) => written = n,
                 Err(e) if retry_later(&e) => {}
                 Err(_) => {
-                    self.gone = true;
+                    self.close_output();
                     return;
                 }
             }
@@ -215,7 +228,7 @@ impl Client {
             match (&self.sock).write(&self.out[self.sent..]) {
                 Ok(n) => self.sent += n,
                 Err(e) if retry_later(&e) => break,
-                Err(_) => self.gone = true,
+                Err(_) => self.close_output(),
             }
         }
         if !self.has_output() {
@@ -326,6 +339,29 @@ mod tests {
                 "close"
             ]
         );
+    }
+
+    /// kapseld's resize connection writes its frame and closes: output meanwhile fails,
+    /// and the frame is still read.
+    #[test]
+    fn a_client_that_closed_is_read_to_its_end() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut c = Client::new(ours);
+        theirs.write_all(&frame(2, &[0, 24, 0, 80])).unwrap();
+        drop(theirs);
+        c.send(Stream::Stdout, b"prompt");
+        assert!(!c.is_gone());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while !c.is_gone() {
+            c.receive(&mut buf, |req| {
+                if let Request::Resize { rows, cols } = req {
+                    got.push((rows, cols));
+                }
+            });
+        }
+        assert_eq!(got, [(24, 80)]);
     }
 
     #[test]

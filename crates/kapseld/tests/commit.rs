@@ -18,6 +18,12 @@ use serde_json::Value;
 
 /// A GET through the API socket, its JSON body decoded (chunked or not).
 fn api_json(d: &Daemon, path: &str) -> Value {
+    let body = api_get(d, path);
+    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// A GET through the API socket that must answer 200; its body (chunked or not).
+fn api_get(d: &Daemon, path: &str) -> Vec<u8> {
     let raw = d.http_bytes("GET", path, None);
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
@@ -39,7 +45,7 @@ fn api_json(d: &Daemon, path: &str) -> Value {
         }
         body = decoded;
     }
-    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    body
 }
 
 /// The image ID (`sha256:…`) a name resolves to.
@@ -382,8 +388,90 @@ fn save_and_load_keep_a_committed_image() {
     ok(&other, &["load", "-i", &archive.to_string_lossy()]);
     assert_eq!(image_id(&other, "img:1"), id);
     assert_eq!(ok(&other, &["run", "--rm", "img:1"]), "saved\n");
-
     podman_runs_the_saved_image(&archive);
+
+    // An OCI archive (`format=oci-archive`, a kapsel extension; `kapsel save --format`):
+    // an OCI layout only, which kapsel, skopeo, umoci and podman read with the same
+    // layers.
+    let oci = d.dir.join("img-oci.tar");
+    std::fs::write(
+        &oci,
+        api_get(&d, "/v1.47/images/get?names=img:1&format=oci-archive"),
+    )
+    .unwrap();
+    let members: Vec<String> = tar::Archive::new(std::fs::File::open(&oci).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(members.iter().any(|m| m == "oci-layout"), "{members:?}");
+    assert!(!members.iter().any(|m| m == "manifest.json"), "{members:?}");
+    let third = Daemon::start("commit-save-oci");
+    let out = ok(&third, &["load", "-i", &oci.to_string_lossy()]);
+    assert!(out.contains("img:1"), "{out}");
+    assert_eq!(image_id(&third, "img:1"), id);
+    assert_eq!(image_layers(&third, "img:1"), layers);
+    assert_eq!(ok(&third, &["run", "--rm", "img:1"]), "saved\n");
+    skopeo_copies_the_layers(&oci, &layers);
+    umoci_unpacks_the_layout(&oci);
+    podman_runs_the_saved_image(&oci);
+}
+
+/// `skopeo copy` of the OCI archive into a `dir:` keeps every layer's digest (the
+/// layers are uncompressed, so their digests are the diff IDs).
+fn skopeo_copies_the_layers(archive: &Path, layers: &[String]) {
+    let Some(skopeo) = which("skopeo") else {
+        eprintln!("SKIP (skopeo part): skopeo not installed");
+        return;
+    };
+    let dir = archive.with_extension("skopeo-dir");
+    let source = format!("oci-archive:{}:1", archive.display());
+    let out = Command::new(&skopeo)
+        .args(["copy", "-q", &source, &format!("dir:{}", dir.display())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo copy: {out:?}");
+    for layer in layers {
+        let hex = layer.trim_start_matches("sha256:");
+        assert!(
+            dir.join(hex).is_file(),
+            "layer {layer} in {}",
+            dir.display()
+        );
+    }
+    let out = Command::new(&skopeo)
+        .args(["inspect", &source])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo inspect: {out:?}");
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["Layers"], serde_json::json!(layers));
+}
+
+/// `umoci unpack` of the OCI layout: the committed file is there, the deleted one not.
+fn umoci_unpacks_the_layout(archive: &Path) {
+    let Some(umoci) = which("umoci") else {
+        eprintln!("SKIP (umoci part): umoci not installed");
+        return;
+    };
+    let layout = archive.with_extension("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    tar::Archive::new(std::fs::File::open(archive).unwrap())
+        .unpack(&layout)
+        .unwrap();
+    let bundle = archive.with_extension("bundle");
+    let out = Command::new(&umoci)
+        .args(["unpack", "--image", &format!("{}:1", layout.display())])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "umoci unpack: {out:?}");
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("greeting")).unwrap(),
+        "saved\n"
+    );
+    assert!(!rootfs.join("etc/group").exists());
 }
 
 /// A rootfs tarball: busybox, a shell link and /etc/motd.
@@ -889,7 +977,7 @@ fn podman_runs_the_saved_image(archive: &Path) {
             .unwrap_or_else(|| panic!("podman load names the image: {out}"))
             .trim()
             .to_string();
-        assert!(name.ends_with("img:1"), "{out}");
+        assert!(name.ends_with(":1"), "{out}");
         let (ran, out) = podman_cmd(&[
             "run",
             "--rm",

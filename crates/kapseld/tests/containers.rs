@@ -71,6 +71,55 @@ fn container_sees_its_own_namespaces_identity_and_config() {
     assert_eq!(out.trim(), "box hi /tmp 65534 1 /home");
 }
 
+/// A missing working directory is made at start (root's, 0755), also through a symlink
+/// of the image, which resolves inside the container; a file in its place fails the start.
+#[test]
+fn a_missing_working_dir_is_created_inside_the_container() {
+    let Some(d) = daemon_with_busybox("workdir") else {
+        return;
+    };
+    let out = run_sh(
+        &d,
+        &["--rm", "-w", "/new/dir", "-u", "nobody", "busybox"],
+        "pwd; stat -c '%u %a' /new/dir /new",
+    );
+    assert_eq!(out, "/new/dir\n0 755\n0 755\n");
+    assert_eq!(
+        ok(&d, &["run", "--rm", "-w", "/new/dir", "busybox", "pwd"]),
+        "/new/dir\n"
+    );
+
+    // An image whose /link points at the host's /tmp by absolute path: the directory is
+    // made in the container's /tmp, never on the host.
+    let host_dir = format!("/tmp/kapsel-workdir-escape-{}", std::process::id());
+    ok(
+        &d,
+        &[
+            "run", "--name", "linked", "busybox", "ln", "-s", "/tmp", "/link",
+        ],
+    );
+    ok(&d, &["commit", "linked", "linked:1"]);
+    let leaf = host_dir.trim_start_matches("/tmp/");
+    let out = run_sh(
+        &d,
+        &["--rm", "-w", &format!("/link/{leaf}"), "linked:1"],
+        "pwd; ls -d /tmp/kapsel-workdir-*",
+    );
+    assert!(out.ends_with(&format!("{host_dir}\n")), "{out}");
+    assert!(
+        !std::path::Path::new(&host_dir).exists(),
+        "made on the host"
+    );
+
+    let (code, out, err) = docker_full(
+        &d,
+        &["run", "--rm", "-w", "/etc/passwd", "busybox", "pwd"],
+        None,
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("Cannot mkdir"), "{err}");
+}
+
 #[test]
 fn stdin_reaches_the_container_and_its_end_closes_it() {
     let Some(d) = daemon_with_busybox("stdin") else {

@@ -79,6 +79,11 @@ pub struct SaveArgs {
     /// Write to a file, instead of STDOUT
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Archive format: docker-archive (also an OCI layout, as docker 25+ writes) or
+    /// oci-archive (an OCI layout only). A kapsel extension of the API
+    /// (/images/get?format=…): dockerd ignores it.
+    #[arg(long, default_value = "docker-archive", value_parser = ["docker-archive", "oci-archive"])]
+    pub format: String,
     #[arg(required = true, value_name = "IMAGE")]
     pub names: Vec<String>,
 }
@@ -480,6 +485,9 @@ pub fn refuse_terminal(output: Option<&Path>) -> Result<(), CmdError> {
 pub async fn save(client: &Client, args: SaveArgs) -> Outcome {
     refuse_terminal(args.output.as_deref())?;
     let mut query = Query::new();
+    if args.format != "docker-archive" {
+        query = query.set("format", &args.format);
+    }
     for name in &args.names {
         query = query.set("names", name);
     }

@@ -1,16 +1,69 @@
-//! Bridges between HTTP bodies (async) and blocking work (the image store, a container's
-//! filesystem): bounded channels of chunks, so archives stream and are never whole in
-//! memory, with a `Read` and a `Write` for the blocking side.
+//! Request and response bodies. Archives (load, import, cp, save, export) stream through
+//! bridges to blocking work (the image store, a container's filesystem): bounded channels
+//! of chunks, so they are never whole in memory, with a `Read` and a `Write` for the
+//! blocking side. JSON requests are buffered, up to a limit.
 
 use std::future::Future;
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ApiError;
+
+/// The most a JSON request body (create, exec, update, commit…) may hold: real ones are
+/// a few KiB, and buffering an unbounded one would let a client exhaust the daemon's
+/// memory. Archive bodies are streamed and have no limit.
+pub const JSON_BODY_LIMIT: usize = 2 << 20;
+
+/// A JSON request body, buffered; one over [`JSON_BODY_LIMIT`] is refused with 413.
+pub struct JsonBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        read_json(req.into_body()).await.map(JsonBody)
+    }
+}
+
+/// Buffers a JSON request body of at most [`JSON_BODY_LIMIT`] bytes. The rest of a
+/// longer one is read and dropped (up to [`DRAIN_LIMIT`]) before the 413: a client that
+/// writes its whole request before reading the answer, as docker's does, would otherwise
+/// see a broken pipe instead of the error.
+pub async fn read_json(body: Body) -> Result<Bytes, ApiError> {
+    let mut chunks = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = chunks.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        total += chunk.len();
+        if total <= JSON_BODY_LIMIT {
+            buf.extend_from_slice(&chunk);
+        } else if total > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if total > JSON_BODY_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body too large: JSON requests may hold {} MiB at most",
+                JSON_BODY_LIMIT >> 20
+            ),
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// How much of an oversized JSON body is read (and dropped) before the connection is
+/// closed on the client.
+const DRAIN_LIMIT: usize = 64 << 20;
 
 /// One piece of a body, or the error that cuts it short.
 pub type Chunk = io::Result<Bytes>;

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::body;
+use super::body::{self, JsonBody};
 use super::filters::{label_matches, time_param, Filters};
 use super::stream::{self, StreamOptions};
 use super::{flag, param, ApiError, AppState};
@@ -67,7 +67,7 @@ fn done(result: Result<(), ContainerError>) -> Response {
 pub async fn create(
     State(state): State<AppState>,
     Query(params): Params,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let request: CreateRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON in the create request: {e}")))?;
@@ -415,7 +415,7 @@ fn top_table(text: &str, pids: &[i64]) -> Result<Value, ApiError> {
 pub async fn exec_create(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let config: ExecConfig = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON in the exec request: {e}")))?;
@@ -434,6 +434,7 @@ pub async fn exec_inspect(
 #[serde(rename_all = "PascalCase", default)]
 struct ExecStart {
     detach: bool,
+    console_size: Option<[u32; 2]>,
 }
 
 pub async fn exec_start(
@@ -443,9 +444,7 @@ pub async fn exec_start(
 ) -> Result<Response, ApiError> {
     let upgrade = stream::wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let body = body::read_json(req.into_body()).await?;
     let start: ExecStart = if body.is_empty() {
         ExecStart::default()
     } else {
@@ -453,13 +452,16 @@ pub async fn exec_start(
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
     if start.detach {
-        state.engine.exec_start(&id, false).await?;
+        state
+            .engine
+            .exec_start(&id, false, start.console_size)
+            .await?;
         return Ok(no_content());
     }
     let exec = state.engine.execs.get(&id)?;
     let engine = state.engine.clone();
     let shim = async move {
-        match engine.exec_start(&id, true).await {
+        match engine.exec_start(&id, true, start.console_size).await {
             Ok((_, Some(shim))) => Ok(shim),
             Ok((_, None)) => Err("exec started without a stream".to_string()),
             Err(e) => Err(e.to_string()),

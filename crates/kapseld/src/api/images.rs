@@ -9,11 +9,12 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use kapsel_image::archive::SaveFormat;
 use kapsel_image::commit::ImportOptions;
 use kapsel_image::instructions;
 use kapsel_image::metadata::ImageRecord;
@@ -22,6 +23,7 @@ use kapsel_image::store::{ImageStore, RemoveEvent};
 use kapsel_image::ImageError;
 use serde_json::{json, Map, Value};
 
+use super::body::JsonBody;
 use super::filters::Filters;
 use super::{body, flag, page_not_found, param, ApiError, AppState};
 use crate::containers::commit::CommitRequest;
@@ -67,14 +69,14 @@ pub async fn save_named(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let names: Vec<String> = params
-        .into_iter()
+        .iter()
         .filter(|(k, _)| k == "names")
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.clone())
         .collect();
     if names.is_empty() {
         return Err(ApiError::bad_request("no images to save: give names"));
     }
-    save(&state, names).await
+    save(&state, names, &params).await
 }
 
 /// `POST /images/create`: `fromSrc` imports a root filesystem tarball (`docker import`);
@@ -153,7 +155,7 @@ async fn import(
 pub async fn commit(
     State(state): State<AppState>,
     Query(params): Params,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let container = param(&params, "container").unwrap_or_default();
     let tags: Vec<Reference> = repo_tag(param(&params, "repo"), param(&params, "tag"))?
@@ -330,7 +332,7 @@ pub async fn by_name(
             let image = blocking(&state, move |store| store.inspect(&name)).await?;
             Ok(Json(image).into_response())
         }
-        (&Method::GET, "get") => save(&state, vec![name.to_string()]).await,
+        (&Method::GET, "get") => save(&state, vec![name.to_string()], &params).await,
         (&Method::POST, "tag") => tag(&state, name, &params).await,
         (&Method::GET, "history") => history(&state, name).await,
         (&Method::POST, "push") => Err(ApiError::new(
@@ -556,9 +558,28 @@ impl PruneFilters {
     }
 }
 
-/// Streams a docker-archive of `names`. Unknown names are answered 404 before the
-/// stream starts; a failure after that cuts the stream short.
-async fn save(state: &AppState, names: Vec<String>) -> Result<Response, ApiError> {
+/// The archive format `save` writes: `format=docker-archive` (the default; also an OCI
+/// layout, as docker 25+ writes) or `format=oci-archive` (an OCI layout only, as
+/// `podman save --format oci-archive`). The parameter is a kapsel extension: docker's
+/// API has none.
+fn save_format(params: &[(String, String)]) -> Result<SaveFormat, ApiError> {
+    match param(params, "format") {
+        None | Some("docker-archive") => Ok(SaveFormat::DockerArchive),
+        Some("oci-archive") => Ok(SaveFormat::OciArchive),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unknown archive format {other:?}: use docker-archive or oci-archive"
+        ))),
+    }
+}
+
+/// Streams an archive of `names` in the requested format. Unknown names are answered
+/// 404 before the stream starts; a failure after that cuts the stream short.
+async fn save(
+    state: &AppState,
+    names: Vec<String>,
+    params: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let format = save_format(params)?;
     let checked = names.clone();
     blocking(state, move |store| {
         checked.iter().try_for_each(|n| store.resolve(n).map(drop))
@@ -568,7 +589,7 @@ async fn save(state: &AppState, names: Vec<String>) -> Result<Response, ApiError
     let store = state.images.clone();
     tokio::task::spawn_blocking(move || {
         body::write_into(tx, "saved images", |out| {
-            store.save(&names, out).map_err(io::Error::other)
+            store.save(&names, format, out).map_err(io::Error::other)
         })
     });
     Ok((

@@ -1,13 +1,13 @@
 //! `/networks`: list, inspect, create, remove, prune, connect and disconnect, over
 //! [`crate::networks`] (blocking calls, run off the async thread).
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::body::JsonBody;
 use super::filters::Filters;
 use super::{param, ApiError, AppState};
 use crate::networks::record::NetworkRecord;
@@ -42,7 +42,7 @@ async fn blocking<T: Send + 'static>(
         .expect("network task")?)
 }
 
-fn json_body(body: &Bytes, what: &str) -> Result<Value, ApiError> {
+fn json_body(JsonBody(body): &JsonBody, what: &str) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
@@ -169,7 +169,7 @@ fn parse_field<T: std::str::FromStr>(v: &Value, what: &str) -> Result<Option<T>,
     }
 }
 
-pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(State(state): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let body = json_body(&body, "network create")?;
     let enable_ipv6 = body["EnableIPv6"].as_bool() == Some(true);
     let configs = body["IPAM"]["Config"]
@@ -296,7 +296,7 @@ pub async fn connections(
 pub async fn connect(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
     let body = json_body(&body, "network connect")?;
     let network = state.engine.networks.get(&id)?;
@@ -320,7 +320,7 @@ pub async fn connect(
 pub async fn disconnect(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
     let body = json_body(&body, "network disconnect")?;
     let network = state.engine.networks.get(&id)?;

@@ -1,11 +1,11 @@
 //! `POST /containers/{id}/update` and `POST /containers/prune`, over
 //! [`crate::containers::update`].
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::body::JsonBody;
 use super::filters::Filters;
 use super::{param, ApiError, AppState};
 use crate::containers::inspect;
@@ -17,7 +17,7 @@ type Params = Query<Vec<(String, String)>>;
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let request: UpdateRequest = if body.is_empty() {
         UpdateRequest::default()

@@ -2,7 +2,7 @@
 //! them; and kapsel's own `GET /volumes/{name}/export` and `PUT /volumes/{name}/import`
 //! (a tar of the volume's data, for backups), over [`crate::containers::volumes`].
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -87,7 +87,10 @@ pub async fn list(
 }
 
 /// `POST /volumes/create`.
-pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    body::JsonBody(body): body::JsonBody,
+) -> Result<Response, ApiError> {
     let request: CreateVolume = if body.iter().all(u8::is_ascii_whitespace) {
         CreateVolume::default()
     } else {

@@ -27,6 +27,8 @@ pub struct ExecConfig {
     pub user: String,
     pub privileged: bool,
     pub detach_keys: String,
+    /// The terminal's [height, width] (API 1.42); the start request may give it instead.
+    pub console_size: Option<[u32; 2]>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -178,6 +180,7 @@ impl Engine {
         self: &Arc<Self>,
         id: &str,
         attach: bool,
+        console_size: Option<[u32; 2]>,
     ) -> Result<(Arc<Exec>, Option<UnixStream>), ContainerError> {
         let exec = self.execs.get(id)?;
         {
@@ -194,7 +197,10 @@ impl Engine {
         let run_dir = self.run_dir(&record.id);
         std::fs::create_dir_all(&exec.dir)
             .map_err(|e| ContainerError::io(&format!("creating {}", exec.dir.display()), e))?;
-        let process = exec_process(&run_dir.join("config.json"), &exec.config)?;
+        let mut process = exec_process(&run_dir.join("config.json"), &exec.config)?;
+        if let Some(size) = console_size.or(exec.config.console_size) {
+            super::spec::set_console_size(&mut process, size);
+        }
         let process_path = exec.dir.join("process.json");
         write_json(&process_path, &process)?;
         let socket = exec.dir.join("attach.sock");
@@ -265,6 +271,10 @@ fn exec_process(config_path: &Path, exec: &ExecConfig) -> Result<Value, Containe
     let spec: Value = serde_json::from_str(&text)
         .map_err(|e| ContainerError::InvalidConfig(format!("{}: {e}", config_path.display())))?;
     let mut process = spec["process"].clone();
+    if let Some(p) = process.as_object_mut() {
+        // The container's own terminal size is not the exec client's.
+        p.remove("consoleSize");
+    }
     process["args"] = json!(exec.cmd);
     process["terminal"] = json!(exec.tty);
     let mut env: Vec<String> = serde_json::from_value(process["env"].clone()).unwrap_or_default();

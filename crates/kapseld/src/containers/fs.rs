@@ -261,6 +261,16 @@ impl Engine {
     }
 }
 
+/// Creates the container's working directory `dir` (absolute) in the rootfs mounted at
+/// `rootfs` if it is missing, resolved inside the root, as dockerd does at start (0755,
+/// root's).
+pub fn make_working_dir(rootfs: &Path, dir: &str) -> Result<(), FsError> {
+    let fs = RootFs::from_dir(rootfs)
+        .map_err(|e| FsError::io("opening the container's root filesystem", e))?;
+    let components: Vec<Vec<u8>> = components(dir.as_bytes()).collect();
+    fs.make_dirs(&components, dir).map(drop)
+}
+
 /// A mount point: on another device than its parent (the overlay has its own).
 fn is_mount_point(path: &Path) -> bool {
     match (std::fs::metadata(path), std::fs::metadata(path.join(".."))) {
@@ -327,22 +337,20 @@ pub struct Target {
 }
 
 impl RootFs {
-    /// A plain directory as a "root filesystem", for tests.
-    #[cfg(test)]
-    fn from_dir(path: &Path) -> RootFs {
+    /// A directory (a mounted rootfs, or a plain one in tests) as a root filesystem.
+    fn from_dir(path: &Path) -> io::Result<RootFs> {
         let root = rustix::fs::open(
             path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
-        )
-        .expect("open the test root");
-        RootFs {
+        )?;
+        Ok(RootFs {
             root,
             path: path.to_path_buf(),
             overrides: Vec::new(),
             busy: HashSet::new(),
             _unmount: None,
-        }
+        })
     }
 
     /// A host directory (a volume's data) treated as a root filesystem: reached through
@@ -1636,7 +1644,7 @@ mod tests {
         std::fs::write(root.join("etc/marker"), "container\n").unwrap();
         std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
         std::os::unix::fs::symlink("../../../../../../etc/marker", root.join("rel")).unwrap();
-        let fs = RootFs::from_dir(&root);
+        let fs = RootFs::from_dir(&root).unwrap();
         // The host has /etc/os-release; the root has not: through the symlink it is missing.
         assert!(matches!(
             fs.resolve("/escape/etc/os-release"),
@@ -1684,7 +1692,7 @@ mod tests {
         std::fs::write(root.join("data/a"), "aaa").unwrap();
         std::fs::hard_link(root.join("data/a"), root.join("data/b")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("data/s")).unwrap();
-        let fs = RootFs::from_dir(&root);
+        let fs = RootFs::from_dir(&root).unwrap();
         let tar = fs
             .archive(&fs.resolve("/data").unwrap(), Vec::new())
             .unwrap();
@@ -1736,7 +1744,7 @@ mod tests {
         let root = dir.join("root");
         std::fs::create_dir_all(root.join("dst")).unwrap();
         std::os::unix::fs::symlink("/../../../../..", root.join("dst/up")).unwrap();
-        let fs = RootFs::from_dir(&root);
+        let fs = RootFs::from_dir(&root).unwrap();
         let outside = dir.join("outside");
         let opts = ExtractOptions::default();
 

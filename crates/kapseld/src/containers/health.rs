@@ -267,7 +267,7 @@ impl Engine {
             },
         )?;
         let outcome = async {
-            let (exec, stream) = self.exec_start(&exec_id, true).await?;
+            let (exec, stream) = self.exec_start(&exec_id, true, None).await?;
             let mut output = Output::default();
             let io = |e| ContainerError::io("reading the health probe's output", e);
             let stream = stream.expect("an attached exec has a stream");

@@ -667,7 +667,11 @@ impl Engine {
         let env = process_env(&record.config, &hostname, &user.home);
         let cwd = match record.config.working_dir.as_str() {
             "" => "/".to_string(),
-            dir => dir.to_string(),
+            dir => {
+                fs::make_working_dir(rootfs, dir)
+                    .map_err(|e| ContainerError::StartFailed(format!("Cannot mkdir: {e}")))?;
+                dir.to_string()
+            }
         };
         let spec = spec::build(&spec::SpecInputs {
             record,

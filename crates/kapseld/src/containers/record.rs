@@ -86,6 +86,8 @@ pub struct HostConfig {
     pub init: Option<bool>,
     pub ulimits: Option<Vec<Ulimit>>,
     pub devices: Option<Vec<DeviceMapping>>,
+    /// The terminal's [height, width] when the client created the container (API 1.42).
+    pub console_size: [u32; 2],
     /// Docker's `Resources` (flattened into HostConfig, as the API has it); before
     /// `extra`, which takes what is left.
     #[serde(flatten)]

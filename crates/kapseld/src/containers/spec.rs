@@ -104,7 +104,7 @@ pub fn build(inputs: &SpecInputs) -> Result<Value, ContainerError> {
     }
     let user = &inputs.user;
     let config = &record.config;
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.2.0",
         "process": {
             "terminal": config.tty,
@@ -130,10 +130,20 @@ pub fn build(inputs: &SpecInputs) -> Result<Value, ContainerError> {
         "domainname": config.domainname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    set_console_size(&mut spec["process"], host.console_size);
+    Ok(spec)
 }
 
 /// The container's hostname: `--hostname`, else its short ID, as Docker.
+/// The pty's size from the start, when the client gave its terminal's: a shell's first
+/// prompt must not race the client's first resize (why API 1.42 added ConsoleSize).
+pub fn set_console_size(process: &mut Value, [height, width]: [u32; 2]) {
+    if process["terminal"] == json!(true) && height > 0 && width > 0 {
+        process["consoleSize"] = json!({"height": height, "width": width});
+    }
+}
+
 pub fn hostname(record: &Record) -> String {
     if record.config.hostname.is_empty() {
         record.short_id().to_string()

@@ -2,6 +2,8 @@
 // Shared by several test binaries, each using part of it.
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DOCKER: &str = "/usr/local/bin/docker";
+/// Debian's docker 20.10 client (API 1.41), taken out of its .deb by install-deps.sh.
+pub const DOCKER_20_10: &str = "/opt/kapsel-test/docker-20.10/docker";
 
 /// A kapseld with its own data root, exec root and socket, stopped (by PID) on drop.
 pub struct Daemon {
@@ -16,6 +20,8 @@ pub struct Daemon {
     child: Child,
     /// Flags beyond the data root, exec root and socket.
     flags: Vec<String>,
+    /// The docker CLI the helpers drive: [`DOCKER`] unless [`Daemon::use_client`] said.
+    client: &'static str,
 }
 
 impl Daemon {
@@ -30,7 +36,12 @@ impl Daemon {
         std::fs::create_dir_all(&dir).unwrap();
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let child = spawn_kapseld(&dir, &flags);
-        Daemon { dir, child, flags }
+        Daemon {
+            dir,
+            child,
+            flags,
+            client: DOCKER,
+        }
     }
 
     /// SIGKILL (by PID), `down` without a daemon, and a new kapseld on the same data,
@@ -47,9 +58,14 @@ impl Daemon {
         self.dir.join("api.sock")
     }
 
+    /// Makes every helper drive `client` (a docker CLI binary) from now on.
+    pub fn use_client(&mut self, client: &'static str) {
+        self.client = client;
+    }
+
     /// `docker -H <this daemon>`, ready for its arguments.
     pub fn docker_command(&self) -> Command {
-        let mut cmd = Command::new(DOCKER);
+        let mut cmd = Command::new(self.client);
         cmd.arg("-H")
             .arg(format!("unix://{}", self.socket().display()));
         cmd
@@ -67,8 +83,9 @@ impl Daemon {
     }
 
     /// Sends one raw HTTP/1.1 request on a fresh connection (closed by the server after
-    /// the answer); `body` is its content type and bytes. Returns the connection, to read
-    /// the answer from.
+    /// the answer); `body` is its content type and bytes, written from a thread (the
+    /// server may answer, and close, before it has read all of it). Returns the
+    /// connection, to read the answer from.
     pub fn send(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> UnixStream {
         let mut s = UnixStream::connect(self.socket()).unwrap();
         write!(
@@ -86,7 +103,9 @@ impl Daemon {
         }
         s.write_all(b"\r\n").unwrap();
         if let Some((_, body)) = body {
-            s.write_all(body).unwrap();
+            let mut writer = s.try_clone().unwrap();
+            let body = body.to_vec();
+            std::thread::spawn(move || writer.write_all(&body));
         }
         s
     }
@@ -94,7 +113,12 @@ impl Daemon {
     /// One raw HTTP/1.1 request; returns the status line, headers and body as bytes.
     pub fn http_bytes(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Vec<u8> {
         let mut out = Vec::new();
-        self.send(method, path, body).read_to_end(&mut out).unwrap();
+        let mut conn = self.send(method, path, body);
+        // A server that closed with part of the request unread resets the connection
+        // after its answer: what was read until then is the answer.
+        if let Err(e) = conn.read_to_end(&mut out) {
+            assert!(!out.is_empty(), "{method} {path}: {e}");
+        }
         out
     }
 
@@ -375,6 +399,14 @@ pub fn wait_for_within(limit: Duration, mut check: impl FnMut() -> bool, what: &
 /// A docker-archive of a busybox image (`busybox:latest`) made from the host's static
 /// busybox with a link per applet, /etc/passwd and /etc/group; returns its path.
 pub fn busybox_archive(dir: &Path) -> PathBuf {
+    let path = dir.join("busybox.tar");
+    write_docker_archive(&path, "busybox:latest", [busybox_layer()]);
+    path
+}
+
+/// The layer of the busybox image: the host's static busybox with a link per applet,
+/// /etc/passwd and /etc/group.
+pub fn busybox_layer() -> Vec<u8> {
     let busybox =
         std::fs::read("/bin/busybox").expect("busybox-static is installed (install-deps.sh)");
     let applets = Command::new("/bin/busybox")
@@ -396,21 +428,14 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
         add_dir(&mut layer, d, 0o755);
     }
     add_dir(&mut layer, "tmp", 0o1777);
-    let file = |layer: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]| {
-        let mut h = header();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(mode);
-        h.set_size(data.len() as u64);
-        layer.append_data(&mut h, path, data).unwrap();
-    };
-    file(&mut layer, "bin/busybox", 0o755, &busybox);
-    file(
+    append_file(&mut layer, "bin/busybox", 0o755, &busybox);
+    append_file(
         &mut layer,
         "etc/passwd",
         0o644,
         b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
     );
-    file(
+    append_file(
         &mut layer,
         "etc/group",
         0o644,
@@ -427,39 +452,61 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
         h.set_size(0);
         layer.append_link(&mut h, path, "/bin/busybox").unwrap();
     }
-    let layer = layer.into_inner().unwrap();
-    let diff_id = kapsel_image::digest::Digest::of_bytes(&layer);
+    layer.into_inner().unwrap()
+}
+
+/// A regular file, root's, in a tar being built.
+pub fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, mode: u32, data: &[u8]) {
+    let mut h = header();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(mode);
+    h.set_size(data.len() as u64);
+    tar.append_data(&mut h, path, data).unwrap();
+}
+
+/// Writes a docker-archive at `path` of one image tagged `repo_tag` (`sh` as its command)
+/// with `layers` (uncompressed tars), bottom first; each layer is made only when it is
+/// written, so large images need not be in memory at once.
+pub fn write_docker_archive(
+    path: &Path,
+    repo_tag: &str,
+    layers: impl IntoIterator<Item = Vec<u8>>,
+) {
+    let mut archive = tar::Builder::new(std::io::BufWriter::new(
+        std::fs::File::create(path).unwrap(),
+    ));
+    let mut diff_ids = Vec::new();
+    for layer in layers {
+        let diff_id = kapsel_image::digest::Digest::of_bytes(&layer);
+        append_file(
+            &mut archive,
+            &format!("blobs/sha256/{}", diff_id.hex()),
+            0o644,
+            &layer,
+        );
+        diff_ids.push(diff_id);
+    }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
         "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>()},
     })
     .to_string();
     let config_id = kapsel_image::digest::Digest::of_bytes(config.as_bytes());
     let manifest = serde_json::json!([{
         "Config": format!("blobs/sha256/{}", config_id.hex()),
-        "RepoTags": ["busybox:latest"],
-        "Layers": [format!("blobs/sha256/{}", diff_id.hex())],
+        "RepoTags": [repo_tag],
+        "Layers": diff_ids.iter().map(|d| format!("blobs/sha256/{}", d.hex())).collect::<Vec<_>>(),
     }])
     .to_string();
-    let mut archive = tar::Builder::new(Vec::new());
-    for (name, data) in [
-        (format!("blobs/sha256/{}", diff_id.hex()), layer.as_slice()),
-        (
-            format!("blobs/sha256/{}", config_id.hex()),
-            config.as_bytes(),
-        ),
-        ("manifest.json".to_string(), manifest.as_bytes()),
-    ] {
-        let mut h = header();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        archive.append_data(&mut h, name, data).unwrap();
-    }
-    let path = dir.join("busybox.tar");
-    std::fs::write(&path, archive.into_inner().unwrap()).unwrap();
-    path
+    append_file(
+        &mut archive,
+        &format!("blobs/sha256/{}", config_id.hex()),
+        0o644,
+        config.as_bytes(),
+    );
+    append_file(&mut archive, "manifest.json", 0o644, manifest.as_bytes());
+    archive.into_inner().unwrap().flush().unwrap();
 }
 
 /// A ustar header owned by root with a fixed mtime (the tar crate leaves them empty).
