@@ -11,8 +11,11 @@ use std::os::fd::AsRawFd;
 use futures::TryStreamExt;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::netns::Netns;
 use crate::NetworkError;
@@ -163,12 +166,17 @@ impl Netlink {
     /// Deletes the link `name`; absent is fine. Deleting one end of a veth pair deletes
     /// both.
     pub fn delete(&self, name: &str) -> Result<(), NetworkError> {
-        let Some(index) = self.index_of(name)? else {
-            return Ok(());
-        };
+        match self.index_of(name)? {
+            Some(index) => self.delete_index(index),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes the link with `index`; absent is fine.
+    pub fn delete_index(&self, index: u32) -> Result<(), NetworkError> {
         match self.run(self.handle.link().del(index).execute()) {
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
-            other => other.map_err(netlink_error(format!("deleting link {name}"))),
+            other => other.map_err(netlink_error(format!("deleting link {index}"))),
         }
     }
 
@@ -198,58 +206,41 @@ impl Netlink {
             .collect())
     }
 
-    /// The host half of [`attach`]: the veth pair, its host end on the bridge, the other
-    /// end moved into the container's namespace under a temporary name.
-    fn create_veth(
-        &self,
-        netns: &Netns,
-        iface: &Interface,
-        peer: &str,
-    ) -> Result<(), NetworkError> {
-        // A pair left by a crash between creation and the move is replaced.
+    /// The host half of [`attach`]: one request makes the veth pair with its host end up
+    /// on the bridge and its other end in the container's namespace, named and with its
+    /// MAC (creating it there spares moving it, which waits for an RCU grace period).
+    fn create_veth(&self, netns: &Netns, iface: &Interface) -> Result<(), NetworkError> {
+        // A pair left by a crash is replaced.
         self.delete(&iface.host_name)?;
-        let veth = LinkVeth::new(&iface.host_name, peer).mtu(iface.mtu).build();
-        self.run(self.handle.link().add(veth).execute())
-            .map_err(netlink_error(format!("creating veth {}", iface.host_name)))?;
         let bridge = self.require_index(&iface.bridge)?;
-        let host_end = self.require_index(&iface.host_name)?;
-        self.set(
-            format!("attaching {} to {}", iface.host_name, iface.bridge),
-            LinkUnspec::new_with_index(host_end)
-                .controller(bridge)
-                .up()
-                .build(),
-        )?;
-        let peer_index = self.require_index(peer)?;
-        self.set(
-            format!("moving {peer} into {}", netns.path.display()),
-            LinkUnspec::new_with_index(peer_index)
-                .setns_by_fd(netns.file.as_raw_fd())
-                .build(),
-        )
+        let peer = LinkUnspec::new_with_name(&iface.name)
+            .address(iface.mac().to_vec())
+            .mtu(iface.mtu)
+            .setns_by_fd(netns.file.as_raw_fd())
+            .build();
+        let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(iface.host_name.clone())
+            .mtu(iface.mtu)
+            .controller(bridge)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        self.run(self.handle.link().add(veth).execute())
+            .map_err(netlink_error(format!("creating veth {}", iface.host_name)))
     }
 
-    /// The namespace half of [`attach`]: name, MAC, address, up, routes; loopback up.
-    fn configure_inside(&self, iface: &Interface, peer: &str) -> Result<(), NetworkError> {
+    /// The namespace half of [`attach`]: addresses, up, routes; loopback up.
+    fn configure_inside(&self, iface: &Interface) -> Result<(), NetworkError> {
         self.set_up("lo")?;
-        let index = self.require_index(peer)?;
-        self.set(
-            format!("naming {}", iface.name),
-            LinkUnspec::new_with_index(index)
-                .name(iface.name.clone())
-                .address(iface.mac().to_vec())
-                .mtu(iface.mtu)
-                .build(),
-        )?;
+        let index = self.require_index(&iface.name)?;
         let addresses =
             std::iter::once(IpNet::V4(iface.address)).chain(iface.address6.map(IpNet::V6));
         for address in addresses {
             self.add_address(&iface.name, index, address)?;
         }
-        self.set(
-            format!("bringing up {}", iface.name),
-            LinkUnspec::new_with_index(index).up().build(),
-        )?;
+        // Up here, not at creation: the kernel refuses IFF_UP on an end made in another
+        // namespace (ENOTCONN).
+        self.set_up(&iface.name)?;
         if let Some(gateway) = iface.default_gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gateway)
@@ -272,10 +263,8 @@ impl Netlink {
 
 /// Puts the container whose namespace is `netns` on `iface.bridge`.
 pub fn attach(netns: &Netns, iface: &Interface) -> Result<(), NetworkError> {
-    // Unique per host end, which is unique on the host.
-    let peer = format!("kp{}", &iface.host_name[2..]);
-    Netlink::connect()?.create_veth(netns, iface, &peer)?;
-    netns.run(|| Netlink::connect()?.configure_inside(iface, &peer))?
+    Netlink::connect()?.create_veth(netns, iface)?;
+    netns.run(|| Netlink::connect()?.configure_inside(iface))?
 }
 
 /// Takes a container off a network (its veth pair goes).

@@ -102,6 +102,9 @@ struct State {
     up: BTreeSet<String>,
     /// Running containers: container ID → network ID → address.
     attached: BTreeMap<String, BTreeMap<String, Ipv4Addr>>,
+    /// Addresses of stopped containers whose veths are still being deleted: not members,
+    /// not free yet (network ID, address).
+    releasing: Vec<(String, Ipv4Addr)>,
     /// Running containers' published ports.
     ports: BTreeMap<String, Vec<PortMapping>>,
 }
@@ -123,6 +126,8 @@ pub struct Networks {
     /// kapseld's runtime, which runs the DNS servers; the other calls here block.
     runtime: tokio::runtime::Handle,
     pub connections: Arc<connections::ConnectionLog>,
+    /// Background veth deletions (see [`Networks::teardown`]), joined at shutdown.
+    pending: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Networks {
@@ -161,6 +166,7 @@ impl Networks {
             resolvers: Arc::new(Mutex::new(BTreeMap::new())),
             runtime: tokio::runtime::Handle::current(),
             connections: Arc::default(),
+            pending: Mutex::default(),
         };
         for (name, driver) in [("bridge", BRIDGE), ("host", HOST), ("none", NULL)] {
             if networks.get(name).is_err() {
@@ -758,6 +764,13 @@ impl Networks {
             .filter_map(|nets| nets.get(&network.id).copied())
             .collect();
         taken.extend(network.gateway);
+        taken.extend(
+            state
+                .releasing
+                .iter()
+                .filter(|(net, _)| *net == network.id)
+                .map(|(_, ip)| *ip),
+        );
         let ip = match requested {
             Some(ip) if !subnet.contains(&ip) => {
                 return Err(NetworkError::Invalid(format!(
@@ -807,27 +820,60 @@ impl Networks {
         Ok(link::detach(&endpoint.host_ifname)?)
     }
 
-    /// After a container stopped: its interfaces, namespace and ports go. Best effort:
-    /// what cannot be removed is logged (a later start replaces it).
+    /// After a container stopped: its names, namespace and ports go at once; its veths
+    /// in the background (deleting a link waits for an RCU grace period, which the
+    /// container's exit and removal need not), its addresses staying taken until then.
+    /// Best effort: what cannot be removed is logged (a later start replaces it).
     pub fn teardown(&self, container_id: &str, endpoints: &BTreeMap<String, Endpoint>) {
-        for endpoint in endpoints.values().filter(|e| !e.host_ifname.is_empty()) {
-            if let Err(e) = link::detach(&endpoint.host_ifname) {
-                tracing::warn!(container = %container_id, "removing {}: {e}", endpoint.host_ifname);
-            }
+        for resolver in self.resolvers().values() {
+            resolver.names.remove(container_id);
         }
         if let Err(e) = netns::remove(&self.netns_path(container_id)) {
             tracing::warn!(container = %container_id, "{e}");
         }
-        for resolver in self.resolvers().values() {
-            resolver.names.remove(container_id);
-        }
+        // By index, not name: a restart may make a veth of the same name meanwhile.
+        let veths: Vec<u32> = Netlink::connect()
+            .map(|nl| {
+                endpoints
+                    .values()
+                    .filter_map(|e| nl.index_of(&e.host_ifname).ok().flatten())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut state = self.state();
-        state.attached.remove(container_id);
+        let held: Vec<(String, Ipv4Addr)> = state
+            .attached
+            .remove(container_id)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        state.releasing.extend(held.iter().cloned());
         if state.ports.remove(container_id).is_some() {
             if let Err(e) = self.apply_firewall(&state) {
                 tracing::warn!(container = %container_id, "removing its published ports: {e}");
             }
         }
+        drop(state);
+        let (state, id) = (self.state.clone(), container_id.to_string());
+        // Its addresses are free once its veths are gone.
+        let deletion = std::thread::spawn(move || {
+            if let Ok(nl) = Netlink::connect() {
+                for index in veths {
+                    if let Err(e) = nl.delete_index(index) {
+                        tracing::warn!(container = %id, "removing its veth: {e}");
+                    }
+                }
+            }
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            state.releasing.retain(|taken| !held.contains(taken));
+        });
+        self.pending().push(deletion);
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Vec<std::thread::JoinHandle<()>>> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|t| !t.is_finished());
+        pending
     }
 
     /// After a daemon restart: what the running containers hold, from their records;
@@ -870,6 +916,9 @@ impl Networks {
     /// On a clean shutdown with no container running: bridges and the table go, so the
     /// host is as before kapseld started (they are made again on demand).
     pub fn shutdown(&self) {
+        for deletion in std::mem::take(&mut *self.pending()) {
+            let _ = deletion.join();
+        }
         let state = self.state();
         if !state.attached.is_empty() {
             return;
