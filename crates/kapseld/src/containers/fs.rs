@@ -344,13 +344,18 @@ impl RootFs {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(RootFs {
+        Ok(RootFs::unmounted(root, path))
+    }
+
+    /// `root` (an open directory at `path`), with nothing to unmount afterwards.
+    fn unmounted(root: OwnedFd, path: &Path) -> RootFs {
+        RootFs {
             root,
             path: path.to_path_buf(),
             overrides: Vec::new(),
             busy: HashSet::new(),
             _unmount: None,
-        })
+        }
     }
 
     /// A host directory (a volume's data) treated as a root filesystem: reached through
@@ -359,13 +364,7 @@ impl RootFs {
     pub fn of_directory(path: &Path, access: Access) -> Result<RootFs, FsError> {
         let root = detached_clone(path, access == Access::Read)
             .map_err(|e| FsError::io(format!("opening {}", path.display()), e))?;
-        Ok(RootFs {
-            root,
-            path: path.to_path_buf(),
-            overrides: Vec::new(),
-            busy: HashSet::new(),
-            _unmount: None,
-        })
+        Ok(RootFs::unmounted(root, path))
     }
 
     /// The contents of directory `dir` as a tar: first `./`, with the directory's own
