@@ -454,3 +454,29 @@ fn network_connections_lists_the_logged_connections() {
         refused.stderr
     );
 }
+
+/// `kapsel network create --ipv6`: containers get an address in the IPv6 subnet.
+#[test]
+fn ipv6_networks_from_the_kapsel_cli() {
+    let Some(d) = daemon_with_busybox("cli-net-ipv6") else {
+        return;
+    };
+    let prefix = format!("fd43:{:x}:", std::process::id() & 0xffff);
+    let subnet6 = format!("{prefix}:/64");
+    d.ok(&["network", "create", "--ipv6", "--subnet", &subnet6, "six"]);
+    let enabled = d.ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "six"]);
+    assert_eq!(enabled.trim(), "true");
+    let shown = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "six",
+        "busybox",
+        "ip",
+        "-6",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(shown.contains(&format!("inet6 {prefix}:2/64")), "{shown}");
+}

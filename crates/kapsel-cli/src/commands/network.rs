@@ -32,6 +32,9 @@ pub struct CreateArgs {
     /// Enable manual container attachment
     #[arg(long)]
     pub attachable: bool,
+    /// Enable or disable IPv6 address assignment
+    #[arg(long)]
+    pub ipv6: bool,
     /// Subnet in CIDR format that represents a network segment
     #[arg(long, action = ArgAction::Append, value_delimiter = ',')]
     pub subnet: Vec<String>,
@@ -117,7 +120,7 @@ pub struct DisconnectArgs {
 
 /// `network create`: prints the new network's ID.
 pub async fn create(client: &Client, args: CreateArgs) -> Outcome {
-    let body = json!({
+    let mut body = json!({
         "Name": args.name,
         "Driver": args.driver,
         "IPAM": {
@@ -130,6 +133,10 @@ pub async fn create(client: &Client, args: CreateArgs) -> Outcome {
         "Options": key_values(&args.opt, "opt")?,
         "Labels": key_values(&args.label, "label")?,
     });
+    if args.ipv6 {
+        // As docker's CLI: the field is sent only when the flag is given.
+        body["EnableIPv6"] = json!(true);
+    }
     let created = client
         .post("/networks/create", &Query::new(), Some(&body))
         .await?;
