@@ -294,46 +294,18 @@ pub fn hello_archive(dir: &Path) -> PathBuf {
     )
 }
 
-/// `busybox:latest` from Debian's static busybox (None when it is not installed).
+/// `busybox:latest` from Debian's static busybox, made by the quick start's own
+/// `scripts/make-busybox-image.sh` (None when busybox is not installed).
 pub fn busybox_archive(dir: &Path) -> Option<PathBuf> {
-    let busybox = std::fs::read("/bin/busybox").ok()?;
-    let applets = Command::new("/bin/busybox")
-        .arg("--list-full")
-        .output()
-        .ok()?;
-    let mut layer = tar::Builder::new(Vec::new());
-    for d in [
-        "bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "home", "var", "proc", "sys",
-        "dev",
-    ] {
-        add_dir(&mut layer, d, 0o755);
+    if !Path::new("/bin/busybox").exists() {
+        return None;
     }
-    add_dir(&mut layer, "tmp", 0o1777);
-    add_file(&mut layer, "bin/busybox", 0o755, &busybox);
-    add_file(
-        &mut layer,
-        "etc/passwd",
-        0o644,
-        b"root:x:0:0:root:/root:/bin/sh\n",
-    );
-    add_file(&mut layer, "etc/group", 0o644, b"root:x:0:\n");
-    for applet in String::from_utf8_lossy(&applets.stdout).lines() {
-        let path = applet.trim_start_matches('/');
-        if path == "bin/busybox" || path.is_empty() {
-            continue;
-        }
-        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-        layer.append_link(&mut h, path, "/bin/busybox").unwrap();
-    }
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-    });
-    Some(archive(
-        dir,
-        "busybox.tar",
-        "busybox:latest",
-        &layer.into_inner().unwrap(),
-        config,
-    ))
+    let path = dir.join("busybox.tar");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-image.sh");
+    let status = Command::new(script)
+        .arg(&path)
+        .status()
+        .expect("run make-busybox-image.sh");
+    assert!(status.success(), "make-busybox-image.sh failed");
+    Some(path)
 }
