@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use nftables::batch::Batch;
@@ -71,6 +71,11 @@ pub struct PortMapping {
     pub host_port: u16,
     pub container_ip: Ipv4Addr,
     pub container_port: u16,
+    /// On a network with IPv6, a port published on every address is also published on
+    /// the host's IPv6 addresses, to this one (not on ::1, which the kernel never routes
+    /// elsewhere).
+    #[serde(default)]
+    pub container_ip6: Option<Ipv6Addr>,
 }
 
 /// Everything the table holds.
@@ -162,7 +167,12 @@ impl Firewall {
             ("prerouting", vec![local_destination(), jump("published")]),
             ("output", vec![local_destination(), jump("published")]),
         ];
-        rules.extend(self.ports.iter().map(|p| ("published", publish(p))));
+        rules.extend(
+            self.ports
+                .iter()
+                .flat_map(publish)
+                .map(|rule| ("published", rule)),
+        );
         let bridges: Vec<&str> = self.networks.iter().map(|n| n.bridge.as_str()).collect();
         for net in &self.networks {
             rules.extend(self.network_rules(net, &bridges));
@@ -328,24 +338,36 @@ pub fn remove(name: &str) -> Result<(), NetworkError> {
     })
 }
 
-fn publish(p: &PortMapping) -> Vec<Statement<'static>> {
-    let mut expr = Vec::new();
-    if let Some(host_ip) = p.host_ip {
-        expr.push(ip_field("daddr", Operator::EQ, addr(host_ip)));
-    }
-    expr.push(matches(
-        meta(MetaKey::L4proto),
-        Operator::EQ,
-        Expression::String(Cow::Borrowed(p.protocol.as_str())),
-    ));
-    expr.push(th_dport(p.host_port));
-    expr.push(Statement::DNAT(Some(NAT {
-        addr: Some(addr(p.container_ip)),
-        family: Some(NATFamily::IP),
-        port: Some(Expression::Number(u32::from(p.container_port))),
-        flags: None,
-    })));
-    expr
+/// The DNAT rules of one published port: IPv4, and IPv6 where the container has it.
+fn publish(p: &PortMapping) -> Vec<Vec<Statement<'static>>> {
+    let v6 = p.container_ip6.filter(|_| p.host_ip.is_none());
+    let targets = std::iter::once(("ipv4", NATFamily::IP, p.container_ip.to_string()))
+        .chain(v6.map(|ip6| ("ipv6", NATFamily::IP6, ip6.to_string())));
+    targets
+        .map(|(nfproto, family, to)| {
+            let mut expr = vec![matches(
+                meta(MetaKey::Nfproto),
+                Operator::EQ,
+                Expression::String(Cow::Borrowed(nfproto)),
+            )];
+            if let Some(host_ip) = p.host_ip {
+                expr.push(ip_field("daddr", Operator::EQ, addr(host_ip)));
+            }
+            expr.push(matches(
+                meta(MetaKey::L4proto),
+                Operator::EQ,
+                Expression::String(Cow::Borrowed(p.protocol.as_str())),
+            ));
+            expr.push(th_dport(p.host_port));
+            expr.push(Statement::DNAT(Some(NAT {
+                addr: Some(Expression::String(Cow::Owned(to))),
+                family: Some(family),
+                port: Some(Expression::Number(u32::from(p.container_port))),
+                flags: None,
+            })));
+            expr
+        })
+        .collect()
 }
 
 fn matches(

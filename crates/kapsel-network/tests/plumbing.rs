@@ -155,6 +155,7 @@ fn namespaces_on_a_bridge_talk_and_publish_ports() {
             host_port,
             container_ip: addrs[1],
             container_port: 8080,
+            container_ip6: None,
         }],
     };
     firewall.apply().unwrap();

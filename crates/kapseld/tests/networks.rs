@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 
 /// `GET /hostname` from a busybox httpd serving /etc.
-fn http_hostname(addr: (Ipv4Addr, u16)) -> std::io::Result<String> {
+fn http_hostname(addr: impl Into<std::net::SocketAddr>) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
     s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n")?;
@@ -675,6 +675,15 @@ fn ipv6_networks_give_addresses_routes_and_names() {
     let table = String::from_utf8_lossy(&table.stdout);
     let rule = format!("ip6 saddr {subnet6} oifname != \"kbr-{bridge}\" masquerade");
     assert!(table.contains(&rule), "{rule} in the table");
+    // Published on the host's IPv6 addresses too (here its address on the bridge).
+    let web6 = web(&d, "web6", &["--network", "six", "-p", "80"]);
+    let port = published_port(&d, "web6");
+    let gw6: std::net::Ipv6Addr = gateway6.parse().unwrap();
+    wait_for(
+        || http_hostname((gw6, port)).is_ok_and(|h| h == web6),
+        "web6 over IPv6",
+    );
+    assert!(ok(&d, &["port", "web6", "80"]).contains(&format!("[::]:{port}")));
     let out = fails(
         &d,
         &[

@@ -81,19 +81,16 @@ impl Networks {
                     .get(&e.network_id)
                     .is_some_and(|n| !n.internal)
             };
-            let ip = attachment
-                .endpoints
-                .values()
-                .find(routed)
-                .and_then(|e| e.ip)
-                .ok_or_else(|| {
-                    NetworkError::Invalid(
-                        "published ports need a network with a gateway (not --internal)".into(),
-                    )
-                })?;
+            let routed = attachment.endpoints.values().find(routed);
+            let ip6 = routed.and_then(|e| e.ip6).map(|ip6| ip6.addr());
+            let ip = routed.and_then(|e| e.ip).ok_or_else(|| {
+                NetworkError::Invalid(
+                    "published ports need a network with a gateway (not --internal)".into(),
+                )
+            })?;
             let mut state = self.state();
             let taken: Vec<PortMapping> = state.ports.values().flatten().cloned().collect();
-            let mappings = ports::allocate(port_bindings, ip.addr(), &taken)?;
+            let mappings = ports::allocate(port_bindings, ip.addr(), ip6, &taken)?;
             state
                 .ports
                 .insert(container_id.to_string(), mappings.clone());

@@ -3,7 +3,7 @@
 //! given a free ephemeral port.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, UdpSocket};
 
 use kapsel_network::firewall::{PortMapping, Protocol};
 use serde_json::{json, Value};
@@ -99,6 +99,7 @@ pub fn requested(
 pub fn allocate(
     bindings: &[Binding],
     container_ip: Ipv4Addr,
+    container_ip6: Option<Ipv6Addr>,
     taken: &[PortMapping],
 ) -> Result<Vec<PortMapping>, NetworkError> {
     let mut out: Vec<PortMapping> = Vec::new();
@@ -126,6 +127,7 @@ pub fn allocate(
             host_port,
             container_ip,
             container_port: b.container_port,
+            container_ip6: container_ip6.filter(|_| b.host_ip.is_none()),
         });
     }
     Ok(out)
@@ -174,11 +176,12 @@ pub fn settings(mappings: &[PortMapping], exposed: Option<&Value>) -> Value {
         if entry.is_null() {
             *entry = json!([]);
         }
-        let host_ip = m.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string());
-        entry
-            .as_array_mut()
-            .expect("an array")
-            .push(json!({"HostIp": host_ip, "HostPort": m.host_port.to_string()}));
+        for host_ip in host_ips(m) {
+            entry
+                .as_array_mut()
+                .expect("an array")
+                .push(json!({"HostIp": host_ip, "HostPort": m.host_port.to_string()}));
+        }
     }
     json!(ports)
 }
@@ -187,13 +190,22 @@ pub fn settings(mappings: &[PortMapping], exposed: Option<&Value>) -> Value {
 pub fn summary(mappings: &[PortMapping]) -> Value {
     json!(mappings
         .iter()
-        .map(|m| json!({
-            "IP": m.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string()),
+        .flat_map(|m| host_ips(m).into_iter().map(move |ip| json!({
+            "IP": ip,
             "PrivatePort": m.container_port,
             "PublicPort": m.host_port,
             "Type": m.protocol.as_str(),
-        }))
+        })))
         .collect::<Vec<_>>())
+}
+
+/// The host addresses a mapping listens on, as Docker writes them.
+fn host_ips(m: &PortMapping) -> Vec<String> {
+    match m.host_ip {
+        Some(ip) => vec![ip.to_string()],
+        None if m.container_ip6.is_some() => vec!["0.0.0.0".into(), "::".into()],
+        None => vec!["0.0.0.0".into()],
+    }
 }
 
 #[cfg(test)]
@@ -236,9 +248,9 @@ mod tests {
             host_ip: None,
             host_port: 8080,
         };
-        let first = allocate(std::slice::from_ref(&fixed), ip, &[]).unwrap();
+        let first = allocate(std::slice::from_ref(&fixed), ip, None, &[]).unwrap();
         assert!(matches!(
-            allocate(&[fixed], ip, &first),
+            allocate(&[fixed], ip, None, &first),
             Err(NetworkError::PortTaken { port: 8080, .. })
         ));
         let any = Binding {
@@ -247,7 +259,7 @@ mod tests {
             host_ip: None,
             host_port: 0,
         };
-        let two = allocate(&[any.clone(), any], ip, &first).unwrap();
+        let two = allocate(&[any.clone(), any], ip, None, &first).unwrap();
         assert_ne!(two[0].host_port, two[1].host_port);
         assert!(two.iter().all(|m| m.host_port != 8080 && m.host_port != 0));
     }
