@@ -84,9 +84,9 @@ pub struct ContainerOpts {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
-    /// Connect a container to a network
-    #[arg(long = "network", alias = "net")]
-    pub network: Option<String>,
+    /// Connect a container to a network (several times: to each)
+    #[arg(long = "network", alias = "net", action = ArgAction::Append)]
+    pub network: Vec<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias", action = ArgAction::Append)]
     pub network_alias: Vec<String>,
@@ -272,7 +272,11 @@ impl ContainerOpts {
             host.insert("Tmpfs".into(), json!(t));
         }
 
-        let network = self.network.clone().unwrap_or_else(|| "default".into());
+        let network = self
+            .network
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default".into());
         host.insert("NetworkMode".into(), json!(network));
         if self.publish_all {
             host.insert("PublishAllPorts".into(), json!(true));
@@ -341,9 +345,18 @@ impl ContainerOpts {
     /// `--network-alias` and `--ip` given; the built-in modes only when `--ip` is given, so
     /// that the daemon refuses it as dockerd does. Aliases on a built-in mode are refused
     /// here, as docker's CLI refuses them.
+    /// With several `--network`s the others get an empty entry each; none of them may be
+    /// a built-in mode, as docker's CLI checks.
     fn endpoints_config(&self, network: &str) -> Result<Option<Value>> {
-        let builtin = matches!(network, "default" | "bridge" | "host" | "none")
-            || network.starts_with("container:");
+        let is_builtin = |n: &str| {
+            matches!(n, "default" | "bridge" | "host" | "none") || n.starts_with("container:")
+        };
+        let builtin = is_builtin(network);
+        if self.network.len() > 1 && self.network.iter().any(|n| is_builtin(n)) {
+            return Err(invalid(
+                "conflicting options: cannot attach both user-defined and non-user-defined network-modes",
+            ));
+        }
         if builtin && !self.network_alias.is_empty() {
             return Err(invalid(
                 "network-scoped aliases are only supported for user-defined networks",
@@ -356,8 +369,14 @@ impl ContainerOpts {
         if let Some(ip) = &self.ip {
             endpoint.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
         }
-        Ok((!builtin || !endpoint.is_empty())
-            .then(|| json!({"EndpointsConfig": {network: endpoint}})))
+        let mut endpoints: Map<String, Value> = self
+            .network
+            .iter()
+            .skip(1)
+            .map(|n| (n.clone(), json!({})))
+            .collect();
+        endpoints.insert(network.to_string(), Value::Object(endpoint.clone()));
+        Ok((!builtin || !endpoint.is_empty()).then(|| json!({"EndpointsConfig": endpoints})))
     }
 
     fn healthcheck(&self) -> Result<Option<Value>> {
@@ -1221,6 +1240,25 @@ mod tests {
         );
         let cli = Cli::try_parse_from(["run", "--no-healthcheck", "--health-cmd", "x"]).unwrap();
         assert!(cli.opts.create_request("x", &[], true).is_err());
+    }
+
+    #[test]
+    fn several_networks_get_an_endpoint_each() {
+        let b = body(&[
+            "--network",
+            "front",
+            "--network",
+            "back",
+            "--network-alias",
+            "web",
+        ]);
+        assert_eq!(b["HostConfig"]["NetworkMode"], "front");
+        let endpoints = &b["NetworkingConfig"]["EndpointsConfig"];
+        assert_eq!(endpoints["front"]["Aliases"], json!(["web"]));
+        assert_eq!(endpoints["back"], json!({}));
+        let cli = Cli::try_parse_from(["run", "--network", "front", "--network", "host"]).unwrap();
+        let err = cli.opts.create_request("busybox", &[], true).unwrap_err();
+        assert!(err.0.contains("cannot attach both"), "{err:?}");
     }
 
     #[test]
