@@ -6,6 +6,11 @@
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ANCHORS=${ANCHORS:-$(cd .. && pwd)/shared/bench}
 cargo build --release --locked -p kapseld -p kapsel-shim -p kapsel-runtime -p kapsel-cli >&2
+# dockerd sets the host's `ip filter FORWARD` policy to drop when it is the one to enable
+# forwarding; that would block every engine's container traffic but its own, so the
+# policy is put back on exit if it was accept (or absent) before.
+forward_policy() { nft list chain ip filter FORWARD 2>/dev/null | grep -o 'policy [a-z]*' || echo absent; }
+FORWARD_BEFORE=$(forward_policy)
 "$ANCHORS/00-setup-anchors.sh" >&2
 . "$ANCHORS/lib.sh"
 OUT=$(mktemp -d /tmp/kapsel-bench-XXXXXX)
@@ -21,6 +26,9 @@ kapseld_cleanup() {
   kill "$KPID" 2>/dev/null; wait "$KPID" 2>/dev/null || true
   chattr -i "$BIN/kapsel-runtime" 2>/dev/null || true
   rm -rf "$OUT"
+  if [ "$FORWARD_BEFORE" != "policy drop" ] && [ "$(forward_policy)" = "policy drop" ]; then
+    nft add chain ip filter FORWARD '{ policy accept; }'
+  fi
 }
 trap kapseld_cleanup EXIT
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
