@@ -14,9 +14,7 @@ CACHE=${CACHE:-/var/cache/kapsel-bench}
 export DEBIAN_FRONTEND=noninteractive
 command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
 cargo build --release --locked -p kapsel-image --example load-and-unpack >&2
-ANCHORS=${ANCHORS:-$(cd .. && pwd)/shared/bench}
-"$ANCHORS/00-setup-anchors.sh" >&2
-. "$ANCHORS/lib.sh" # $DOCKER: the client of the anchors' dockerd
+. bench/anchors.sh # $DOCKER: the client of the anchors' dockerd
 mkdir -p "$CACHE"
 ROOTFS_TAR=$CACHE/debian-minbase.tar
 if [ ! -s "$ROOTFS_TAR" ]; then
@@ -27,7 +25,7 @@ if [ ! -s "$ROOTFS_TAR" ]; then
 fi
 OUT=$(mktemp -d /tmp/kapsel-image-bench-XXXXXX)
 DOCKER_IMAGE=localhost/bench/debian:minbase
-trap 'podman_cmd system reset -f >/dev/null 2>&1 || true; $DOCKER rmi -f $DOCKER_IMAGE >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
+trap 'podman_cmd system reset -f >/dev/null 2>&1 || true; $DOCKER rmi -f $DOCKER_IMAGE >/dev/null 2>&1 || true; rm -rf "$OUT"; restore_forward_policy' EXIT
 # podman with storage of its own, so nothing of the host's is touched.
 cat > "$OUT/containers.conf" <<C
 [engine]

@@ -4,15 +4,8 @@
 # bench/busybox image in kapseld. Sets OUT, SOCK and KAPSEL (the CLI), and a trap that
 # stops kapseld (by PID) and removes everything.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ANCHORS=${ANCHORS:-$(cd .. && pwd)/shared/bench}
 cargo build --release --locked -p kapseld -p kapsel-shim -p kapsel-runtime -p kapsel-cli >&2
-# dockerd sets the host's `ip filter FORWARD` policy to drop when it is the one to enable
-# forwarding; that would block every engine's container traffic but its own, so the
-# policy is put back on exit if it was accept (or absent) before.
-forward_policy() { nft list chain ip filter FORWARD 2>/dev/null | grep -o 'policy [a-z]*' || echo absent; }
-FORWARD_BEFORE=$(forward_policy)
-"$ANCHORS/00-setup-anchors.sh" >&2
-. "$ANCHORS/lib.sh"
+. bench/anchors.sh
 OUT=$(mktemp -d /tmp/kapsel-bench-XXXXXX)
 BIN=$OUT/bin; mkdir -p "$BIN"
 cp target/release/{kapseld,kapsel-shim,kapsel} "$BIN/"
@@ -26,9 +19,7 @@ kapseld_cleanup() {
   kill "$KPID" 2>/dev/null; wait "$KPID" 2>/dev/null || true
   chattr -i "$BIN/kapsel-runtime" 2>/dev/null || true
   rm -rf "$OUT"
-  if [ "$FORWARD_BEFORE" != "policy drop" ] && [ "$(forward_policy)" = "policy drop" ]; then
-    nft add chain ip filter FORWARD '{ policy accept; }'
-  fi
+  restore_forward_policy
 }
 trap kapseld_cleanup EXIT
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
