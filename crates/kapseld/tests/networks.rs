@@ -697,3 +697,31 @@ fn ipv6_networks_give_addresses_routes_and_names() {
     );
     assert!(out.contains("smaller than IPv4 subnet"), "{out}");
 }
+
+#[test]
+fn network_events_follow_containers_joining_and_leaving() {
+    let Some(d) = daemon_with_busybox("net-events") else {
+        return;
+    };
+    let since = unix_now();
+    ok(&d, &["network", "create", "evnet"]);
+    ok(
+        &d,
+        &["run", "--rm", "--network", "evnet", "busybox", "true"],
+    );
+    run_sleeping(&d, "stays");
+    ok(&d, &["network", "connect", "evnet", "stays"]);
+    ok(&d, &["network", "disconnect", "evnet", "stays"]);
+    let events = events_since(&d, since, &["type=network", "network=evnet"]);
+    assert_eq!(
+        events,
+        [
+            "create evnet",
+            "connect evnet",
+            "disconnect evnet",
+            "connect evnet",
+            "disconnect evnet"
+        ],
+        "network events"
+    );
+}

@@ -101,6 +101,11 @@ fn matches(filters: &Filters, e: &Event) -> bool {
                     || (e.kind == "image" && (e.id == *v || e.id.contains(v.as_str())))
             }
             "volume" => e.kind == "volume" && e.id == *v,
+            "network" => {
+                e.kind == "network"
+                    && (e.id.starts_with(v.as_str())
+                        || e.attributes.get("name").is_some_and(|n| n == v))
+            }
             "label" => label_matches(v, |k| e.attributes.get(k).map(String::as_str)),
             "scope" => v == "local",
             _ => false,

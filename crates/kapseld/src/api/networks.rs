@@ -305,15 +305,6 @@ pub async fn connect(
         .engine
         .connect_network(container, &network.name, &body["EndpointConfig"])
         .await?;
-    let mut attributes = network_attributes(&network);
-    attributes.push((
-        "container".into(),
-        state.engine.get(container)?.snapshot().id,
-    ));
-    state
-        .engine
-        .events
-        .publish("network", "connect", &network.id, attributes);
     Ok(StatusCode::OK.into_response())
 }
 
@@ -325,16 +316,9 @@ pub async fn disconnect(
     let body = json_body(&body, "network disconnect")?;
     let network = state.engine.networks.get(&id)?;
     let container = body["Container"].as_str().unwrap_or("");
-    let container_id = state.engine.get(container)?.snapshot().id;
     state
         .engine
         .disconnect_network(container, &network.name)
         .await?;
-    let mut attributes = network_attributes(&network);
-    attributes.push(("container".into(), container_id));
-    state
-        .engine
-        .events
-        .publish("network", "disconnect", &network.id, attributes);
     Ok(StatusCode::OK.into_response())
 }

@@ -582,6 +582,9 @@ impl Engine {
                 self.save(&r)?;
                 r.clone()
             };
+            for (name, endpoint) in &record.networks {
+                self.emit_network("connect", &record.id, name, endpoint);
+            }
             let started = self
                 .launch(container, &record, &rootfs, attachment.netns.as_deref())
                 .await;
@@ -762,6 +765,9 @@ impl Engine {
             let r = container.record();
             (r.id.clone(), r.networks.clone())
         };
+        for (name, endpoint) in endpoints.iter().filter(|(_, e)| e.ip.is_some()) {
+            self.emit_network("disconnect", &id, name, endpoint);
+        }
         let networks = self.networks.clone();
         let _ = tokio::task::spawn_blocking(move || networks.teardown(&id, &endpoints)).await;
         let mut r = container.record();
@@ -770,6 +776,24 @@ impl Engine {
         if let Err(e) = self.save(&r) {
             tracing::error!(container = %r.id, "recording the network teardown: {e}");
         }
+    }
+
+    /// A `network` event, as dockerd reports a container joining or leaving a network.
+    pub fn emit_network(
+        &self,
+        action: &str,
+        container_id: &str,
+        network: &str,
+        endpoint: &Endpoint,
+    ) {
+        let attributes = [
+            ("container", container_id),
+            ("name", network),
+            ("type", crate::networks::record::BRIDGE),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        self.events
+            .publish("network", action, &endpoint.network_id, attributes);
     }
 
     /// Waits, in the background, for the shim to end, then records the exit.
@@ -1176,6 +1200,9 @@ impl Engine {
         } else {
             endpoint
         };
+        if record.state.status.is_live() {
+            self.emit_network("connect", &record.id, &net_name, &endpoint);
+        }
         let mut r = container.record();
         r.networks.insert(net_name, endpoint);
         self.save(&r)
@@ -1193,6 +1220,9 @@ impl Engine {
                 record.id, network.name
             )));
         };
+        if record.state.status.is_live() {
+            self.emit_network("disconnect", &record.id, &network.name, &endpoint);
+        }
         if record.state.status.is_live() && !endpoint.host_ifname.is_empty() {
             let (networks, record) = (self.networks.clone(), record.clone());
             tokio::task::spawn_blocking(move || networks.disconnect(&record, &endpoint))
