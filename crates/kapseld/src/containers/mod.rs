@@ -175,7 +175,8 @@ pub struct CreateRequest {
     pub config: Config,
     #[serde(rename = "HostConfig", default)]
     pub host_config: HostConfig,
-    /// Networks come with the network work; taken here so it does not land in `Config`.
+    /// Docker's `NetworkingConfig` (`EndpointsConfig`: aliases, static addresses), read by
+    /// [`Engine::create`] into the record's networks.
     #[serde(rename = "NetworkingConfig", default)]
     pub networking_config: Value,
 }

@@ -126,7 +126,7 @@ impl Networks {
         let network = self.ensure_up(&network)?;
         let (subnet, gateway) = (network.subnet.expect("up"), network.gateway.expect("up"));
         let ip = self.reserve_address(container_id, &network, wanted.requested_ip)?;
-        let host_ifname = format!("kv{}{index}", &container_id[..12]);
+        let host_ifname = host_ifname(container_id, index);
         let iface = Interface {
             host_name: host_ifname.clone(),
             name: format!("eth{index}"),
@@ -212,7 +212,16 @@ impl Networks {
     /// `network connect` on a running container: one more interface in its namespace.
     pub fn connect(&self, record: &Record, name: &str, wanted: &Endpoint) -> Result<Endpoint> {
         let ns = netns::Netns::open(&self.netns_path(&record.id))?;
-        let index = record.networks.len();
+        // The first interface number no endpoint of it uses: after a disconnect, the
+        // count would name a veth still in use.
+        let used: Vec<&str> = record
+            .networks
+            .values()
+            .map(|e| e.host_ifname.as_str())
+            .collect();
+        let index = (0..)
+            .find(|i| !used.contains(&host_ifname(&record.id, *i).as_str()))
+            .expect("a free interface number");
         let endpoint = self.attach_one(&record.id, &ns, index, name, wanted)?;
         self.register_names(record, &endpoint);
         Ok(endpoint)
@@ -282,4 +291,9 @@ impl Networks {
         pending.retain(|t| !t.is_finished());
         pending
     }
+}
+
+/// The host end of a container's `index`th veth: unique on the host, ≤ 15 bytes.
+fn host_ifname(container_id: &str, index: usize) -> String {
+    format!("kv{}{index}", &container_id[..12])
 }

@@ -16,6 +16,7 @@ use resolvers::Resolver;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -116,6 +117,8 @@ pub struct Networks {
     /// kapseld's runtime, which runs the DNS servers; the other calls here block.
     runtime: tokio::runtime::Handle,
     pub connections: Arc<connections::ConnectionLog>,
+    /// Whether other tables' forward chains were checked (once per daemon: a warning).
+    forward_checked: AtomicBool,
     /// Background veth deletions (see [`Networks::teardown`]), joined at shutdown.
     pending: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -156,6 +159,7 @@ impl Networks {
             resolvers: Arc::new(Mutex::new(BTreeMap::new())),
             runtime: tokio::runtime::Handle::current(),
             connections: Arc::default(),
+            forward_checked: AtomicBool::new(false),
             pending: Mutex::default(),
         };
         for (name, driver) in [("bridge", BRIDGE), ("host", HOST), ("none", NULL)] {
@@ -326,9 +330,9 @@ impl Networks {
             labels: request.labels,
             options: request.options,
         };
-        self.bring_up(&network)?;
-        if let Err(e) = self.save(&network) {
+        if let Err(e) = self.bring_up(&network).and_then(|_| self.save(&network)) {
             let _ = self.take_down(&network);
+            self.state().networks.remove(&network.id);
             return Err(e);
         }
         Ok(network)
@@ -414,8 +418,18 @@ impl Networks {
         if self.state().up.contains(&network.id) {
             return Ok(network.clone());
         }
-        let mut network = network.clone();
         let _lock = ipam::host_lock().map_err(io_error("locking /run/kapsel/ipam.lock".into()))?;
+        // Again under the lock: another start may have brought it up (and chosen the
+        // default network's subnet) meanwhile.
+        let mut network = {
+            let state = self.state();
+            let current = state.networks.get(&network.id).cloned();
+            let current = current.unwrap_or_else(|| network.clone());
+            if state.up.contains(&network.id) {
+                return Ok(current);
+            }
+            current
+        };
         if network.subnet.is_none() {
             let subnet = self.free_subnet()?;
             network.subnet = Some(subnet);
@@ -442,7 +456,13 @@ impl Networks {
         if network.log_connections() {
             self.connections.start(self.instance.log_group);
         }
-        for chain in firewall::foreign_forward_drops(&self.instance.table) {
+        let first_bring_up = !self.forward_checked.swap(true, Ordering::Relaxed);
+        let foreign_drops = if first_bring_up {
+            firewall::foreign_forward_drops(&self.instance.table)
+        } else {
+            Vec::new()
+        };
+        for chain in foreign_drops {
             tracing::warn!(
                 "nftables chain {chain} drops forwarded packets by default (Docker leaves it \
                  so): containers on {} cannot reach other networks or published ports from \
@@ -457,9 +477,15 @@ impl Networks {
             let mut state = self.state();
             state.networks.insert(network.id.clone(), network.clone());
             state.up.insert(network.id.clone());
-            self.apply_firewall(&state)?;
+            if let Err(e) = self.apply_firewall(&state) {
+                state.up.remove(&network.id);
+                return Err(e);
+            }
         }
-        self.start_resolver(network, gateway)
+        // Up only with its resolver: a network left without one would never get it.
+        self.start_resolver(network, gateway).inspect_err(|_| {
+            self.state().up.remove(&network.id);
+        })
     }
 
     fn take_down(&self, network: &NetworkRecord) -> Result<()> {
@@ -591,8 +617,8 @@ impl Networks {
     }
 }
 
-/// `-o com.docker.network.bridge.name=NAME`: a name the kernel takes, and not one of
-/// another network.
+/// `-o com.docker.network.bridge.name=NAME`: a name the kernel takes (that no host
+/// interface has it is checked by the caller).
 fn valid_interface_name(name: &str) -> Result<String> {
     let ok = !name.is_empty()
         && name.len() <= 15
