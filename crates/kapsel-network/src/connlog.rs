@@ -1,7 +1,8 @@
-//! Connection logging: the firewall's `log group N` rules (one per logging network, on
-//! new connections) send the first packet of each connection to nfnetlink_log group N;
-//! this reads them and reports who talked to whom, without a packet capture. Parsing the
-//! IPv4 and TCP/UDP headers by hand: they are the few fixed bytes a log entry needs.
+//! Connection logging: the firewall's `log group N` rules (for each logging network, on
+//! new connections into, out of, and to the host from it) send the first packet of each
+//! connection to nfnetlink_log group N; this reads them and reports who talked to whom,
+//! without a packet capture. Parsing the IPv4 and TCP/UDP headers by hand: they are the
+//! few fixed bytes a log entry needs.
 
 use std::ffi::CString;
 use std::net::Ipv4Addr;

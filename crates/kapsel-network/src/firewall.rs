@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::NetworkError;
 
 /// One bridge network as the firewall sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BridgeRules {
     /// The network's name, used as the log prefix.
     pub name: String,
@@ -138,11 +138,7 @@ impl Firewall {
     }
 
     fn table_object(&self) -> Table<'static> {
-        Table {
-            family: FAMILY,
-            name: Cow::Owned(self.table.clone()),
-            ..Table::default()
-        }
+        table(&self.table)
     }
 
     fn chain(
@@ -322,16 +318,9 @@ pub fn foreign_forward_drops(own_table: &str) -> Vec<String> {
 
 /// Removes the table `name`; absent is fine.
 pub fn remove(name: &str) -> Result<(), NetworkError> {
-    let table = || {
-        NfListObject::Table(Table {
-            family: FAMILY,
-            name: Cow::Owned(name.to_string()),
-            ..Table::default()
-        })
-    };
     let mut batch = Batch::new();
-    batch.add(table());
-    batch.delete(table());
+    batch.add(NfListObject::Table(table(name)));
+    batch.delete(NfListObject::Table(table(name)));
     nftables::helper::apply_ruleset(&batch.to_nftables()).map_err(|e| NetworkError::Firewall {
         table: name.to_string(),
         message: e.to_string(),
@@ -339,10 +328,21 @@ pub fn remove(name: &str) -> Result<(), NetworkError> {
 }
 
 /// The DNAT rules of one published port: IPv4, and IPv6 where the container has it.
+/// The instance's table `name` (family inet).
+fn table(name: &str) -> Table<'static> {
+    Table {
+        family: FAMILY,
+        name: Cow::Owned(name.to_string()),
+        ..Table::default()
+    }
+}
+
 fn publish(p: &PortMapping) -> Vec<Vec<Statement<'static>>> {
-    let v6 = p.container_ip6.filter(|_| p.host_ip.is_none());
-    let targets = std::iter::once(("ipv4", NATFamily::IP, p.container_ip.to_string()))
-        .chain(v6.map(|ip6| ("ipv6", NATFamily::IP6, ip6.to_string())));
+    // `container_ip6` is only set on mappings published on every address.
+    let targets = std::iter::once(("ipv4", NATFamily::IP, p.container_ip.to_string())).chain(
+        p.container_ip6
+            .map(|ip6| ("ipv6", NATFamily::IP6, ip6.to_string())),
+    );
     targets
         .map(|(nfproto, family, to)| {
             let mut expr = vec![matches(

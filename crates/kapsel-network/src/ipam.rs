@@ -31,7 +31,7 @@ pub fn default_gateway(subnet: &Ipv4Net) -> Option<Ipv4Addr> {
 }
 
 /// The lowest address of `range` (default: the whole subnet) that is a host address of
-/// `subnet` and not taken (the gateway counts as taken).
+/// `subnet` and not in `taken` (where the caller puts the gateway).
 pub fn next_address(
     subnet: &Ipv4Net,
     range: Option<&Ipv4Net>,

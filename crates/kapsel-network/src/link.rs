@@ -41,9 +41,14 @@ impl Interface {
     /// Docker's MAC scheme: 02:42 followed by the IPv4 address, so it is stable and unique
     /// within a network.
     pub fn mac(&self) -> [u8; 6] {
-        let [a, b, c, d] = self.address.addr().octets();
-        [0x02, 0x42, a, b, c, d]
+        mac_of(self.address.addr())
     }
+}
+
+/// Docker's MAC for an IPv4 address: 02:42 followed by the address.
+pub fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = ip.octets();
+    [0x02, 0x42, a, b, c, d]
 }
 
 /// A netlink connection in the namespace of the thread that opened it.
@@ -240,7 +245,10 @@ impl Netlink {
         }
         // Up here, not at creation: the kernel refuses IFF_UP on an end made in another
         // namespace (ENOTCONN).
-        self.set_up(&iface.name)?;
+        self.set(
+            format!("bringing up {}", iface.name),
+            LinkUnspec::new_with_index(index).up().build(),
+        )?;
         if let Some(gateway) = iface.default_gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gateway)

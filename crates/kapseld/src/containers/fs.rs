@@ -28,6 +28,7 @@
 //! /etc/resolv.conf: reads of them return the files the container sees, and writes over
 //! any mount point of a running container are refused as busy, as Docker refuses them.
 
+use kapsel_image::commit::rfc3339;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -37,7 +38,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use kapsel_image::store::ImageStore;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timestamps};
@@ -1573,17 +1573,6 @@ pub fn go_file_mode(st_mode: u32) -> u32 {
         mode |= STICKY;
     }
     mode
-}
-
-/// A time as Go's JSON writes it (RFC 3339, UTC here).
-fn rfc3339(seconds: i64, nanos: u32) -> String {
-    let time = if seconds >= 0 {
-        UNIX_EPOCH + Duration::new(seconds as u64, nanos)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
-            + Duration::from_nanos(nanos.into())
-    };
-    humantime::format_rfc3339_nanos(time).to_string()
 }
 
 /// Standard base64 with padding, as Go's base64.StdEncoding.

@@ -1442,18 +1442,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
 
 /// `SIGTERM`, `TERM`, `term` or `15`.
 pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
-    use std::str::FromStr;
-    let bad = || ContainerError::InvalidConfig(format!("Invalid signal: {text}"));
-    if let Ok(n) = text.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
+    kapsel_runtime::ops::parse_signal(text)
+        .map_err(|_| ContainerError::InvalidConfig(format!("Invalid signal: {text}")))
 }
 
 fn signal_process(pid: i32, signal: nix::sys::signal::Signal) {

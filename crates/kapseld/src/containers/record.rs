@@ -347,7 +347,8 @@ pub struct Record {
     /// Its published ports while it runs.
     #[serde(default)]
     pub ports: Vec<kapsel_network::firewall::PortMapping>,
-    /// Resolved at create (older records have none: their binds are resolved at start).
+    /// Resolved at create (older records have none: their binds are resolved when the
+    /// daemon opens them).
     #[serde(default)]
     pub mount_points: Vec<MountPoint>,
 }

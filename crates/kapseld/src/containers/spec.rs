@@ -135,7 +135,6 @@ pub fn build(inputs: &SpecInputs) -> Result<Value, ContainerError> {
     Ok(spec)
 }
 
-/// The container's hostname: `--hostname`, else its short ID, as Docker.
 /// The pty's size from the start, when the client gave its terminal's: a shell's first
 /// prompt must not race the client's first resize (why API 1.42 added ConsoleSize).
 pub fn set_console_size(process: &mut Value, [height, width]: [u32; 2]) {
@@ -144,6 +143,7 @@ pub fn set_console_size(process: &mut Value, [height, width]: [u32; 2]) {
     }
 }
 
+/// The container's hostname: `--hostname`, else its short ID, as Docker.
 pub fn hostname(record: &Record) -> String {
     if record.config.hostname.is_empty() {
         record.short_id().to_string()

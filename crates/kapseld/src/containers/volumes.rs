@@ -176,7 +176,7 @@ impl Engine {
     /// Runs `work` (off the async threads) on volume `name`'s data as a root. For
     /// reading, running containers that mount it writable are frozen throughout, so
     /// what is read is consistent; their IDs are passed to `work`. Writing is refused
-    /// while a running container uses the volume.
+    /// while a running container mounts it writable.
     pub async fn with_volume<T, F>(
         self: &Arc<Self>,
         name: &str,

@@ -92,10 +92,9 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn mac(&self) -> String {
         match self.ip {
-            Some(ip) => {
-                let [a, b, c, d] = ip.addr().octets();
-                format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
-            }
+            Some(ip) => kapsel_network::link::mac_of(ip.addr())
+                .map(|b| format!("{b:02x}"))
+                .join(":"),
             None => String::new(),
         }
     }

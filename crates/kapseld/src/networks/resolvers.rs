@@ -38,8 +38,9 @@ impl Networks {
         Ok(())
     }
 
-    /// Stops a DNS server and waits until its sockets are closed, so that the address is
-    /// free before the bridge (and with it the subnet) goes, for whoever takes it next.
+    /// Stops a DNS server and waits until its serving task is gone, which closes its
+    /// sockets (unless a query is still in flight), so that the address is free before the
+    /// bridge (and with it the subnet) goes, for whoever takes it next.
     pub(super) fn stop_resolver(&self, resolver: Resolver) {
         resolver.task.abort();
         let _ = self.runtime.block_on(resolver.task);
