@@ -20,14 +20,13 @@ use kapsel_image::instructions;
 use kapsel_image::metadata::ImageRecord;
 use kapsel_image::reference::Reference;
 use kapsel_image::store::{ImageStore, RemoveEvent};
-use kapsel_image::ImageError;
 use serde_json::{json, Map, Value};
 
 use super::body::JsonBody;
 use super::filters::Filters;
 use super::{body, flag, page_not_found, param, ApiError, AppState};
 use crate::containers::commit::CommitRequest;
-use crate::containers::{inspect, ContainerError};
+use crate::containers::inspect;
 
 /// Query parameters as pairs: `names` may be given several times.
 type Params = Query<Vec<(String, String)>>;
@@ -120,7 +119,7 @@ async fn import(
         .into_iter()
         .collect();
     let mut config = Map::new();
-    instructions::apply(&mut config, &all(params, "changes")).map_err(image_error)?;
+    instructions::apply(&mut config, &all(params, "changes"))?;
     let comment = match param(params, "message").filter(|m| !m.is_empty()) {
         Some(message) => message.to_string(),
         None => format!("Imported from {source}"),
@@ -137,8 +136,7 @@ async fn import(
     body::forward(request, tx).await;
     let id = task
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(image_error)?;
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     let name = tags.first().map(Reference::familiar).unwrap_or_default();
     state.engine.events.publish(
         "image",
@@ -191,11 +189,7 @@ pub async fn commit(
         changes: all(&params, "changes"),
         config,
     };
-    let id = state
-        .engine
-        .commit(container, request)
-        .await
-        .map_err(container_error)?;
+    let id = state.engine.commit(container, request).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": id.to_string() }))).into_response())
 }
 
@@ -204,7 +198,7 @@ pub async fn changes(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let changes = state.engine.changes(&id).await.map_err(container_error)?;
+    let changes = state.engine.changes(&id).await?;
     Ok(Json(Value::Array(
         changes
             .into_iter()
@@ -504,27 +498,6 @@ fn all(params: &[(String, String)], name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Image errors with the statuses the new endpoints need on top of the usual ones.
-fn image_error(e: ImageError) -> ApiError {
-    match e {
-        ImageError::InvalidChange { .. } => ApiError::bad_request(e.to_string()),
-        ImageError::ContainerFileChanged { .. } => {
-            ApiError::new(StatusCode::CONFLICT, e.to_string())
-        }
-        ImageError::LayerRead { .. } | ImageError::UnsupportedCompression { .. } => {
-            ApiError::bad_request(e.to_string())
-        }
-        other => other.into(),
-    }
-}
-
-fn container_error(e: ContainerError) -> ApiError {
-    match e {
-        ContainerError::Image(image) => image_error(image),
-        other => other.into(),
-    }
-}
-
 /// `docker image prune`'s filters: `dangling` (default true: only untagged images),
 /// `until` (created before), `label` / `label!` (`key` or `key=value`).
 struct PruneFilters {
@@ -605,8 +578,5 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce(&ImageStore) -> kapsel_image::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.images.clone();
-    let result = tokio::task::spawn_blocking(move || work(&store))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(result?)
+    super::blocking(move || work(&store)).await
 }

@@ -173,6 +173,17 @@ fn with_headers(mut response: Response) -> Response {
     response
 }
 
+/// Runs blocking work (the image store, volumes, netlink and nft) off the async thread;
+/// a task that panicked is a 500.
+async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(Into::into)
+}
+
 /// An error as the Engine API reports it: a status and `{"message": ...}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -206,6 +217,7 @@ impl From<ImageError> for ApiError {
             ImageNotFound { name } => {
                 Self::new(StatusCode::NOT_FOUND, format!("No such image: {name}"))
             }
+            ContainerFileChanged { .. } => Self::new(StatusCode::CONFLICT, err.to_string()),
             ImageTagged { id, .. } => Self::new(
                 StatusCode::CONFLICT,
                 format!(
@@ -227,6 +239,8 @@ impl From<ImageError> for ApiError {
             | DigestMismatch { .. }
             | EntryRefused { .. }
             | UnsupportedCompression { .. }
+            | InvalidChange { .. }
+            | LayerRead { .. }
             | InvalidImageConfig { .. } => Self::bad_request(err.to_string()),
             _ => Self::internal(err.to_string()),
         }

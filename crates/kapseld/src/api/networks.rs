@@ -37,9 +37,7 @@ async fn blocking<T: Send + 'static>(
     call: impl FnOnce(&Networks) -> Result<T, NetworkError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let networks = state.engine.networks.clone();
-    Ok(tokio::task::spawn_blocking(move || call(&networks))
-        .await
-        .expect("network task")?)
+    super::blocking(move || call(&networks)).await
 }
 
 fn json_body(JsonBody(body): &JsonBody, what: &str) -> Result<Value, ApiError> {

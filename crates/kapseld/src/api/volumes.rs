@@ -51,9 +51,7 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let engine = state.engine.clone();
-    tokio::task::spawn_blocking(move || work(&engine))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
+    super::blocking(move || work(&engine)).await
 }
 
 /// `GET /volumes?filters=`: dangling, name (a substring), label, driver.

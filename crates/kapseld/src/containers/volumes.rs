@@ -24,11 +24,15 @@ impl Engine {
 
     /// The IDs of the containers (in any state) that mount volume `name`.
     pub fn volume_users(&self, name: &str) -> Vec<String> {
+        // Read under each record's lock: a clone of every record per call adds up when
+        // `volume ls` asks for every volume.
         self.all()
             .iter()
-            .map(|c| c.snapshot())
-            .filter(|r| volume_points(r).any(|m| m.name == name))
-            .map(|r| r.id)
+            .filter_map(|c| {
+                let r = c.record();
+                let uses = volume_points(&r).any(|m| m.name == name);
+                uses.then(|| r.id.clone())
+            })
             .collect()
     }
 
@@ -191,9 +195,12 @@ impl Engine {
         let running: Vec<Record> = self
             .all()
             .iter()
-            .map(|c| c.snapshot())
-            .filter(|r| r.state.status.is_live())
-            .filter(|r| volume_points(r).any(|m| m.name == name && !m.read_only))
+            .filter_map(|c| {
+                let r = c.record();
+                let writer = r.state.status.is_live()
+                    && volume_points(&r).any(|m| m.name == name && !m.read_only);
+                writer.then(|| r.clone())
+            })
             .collect();
         if access == Access::Write && !running.is_empty() {
             let ids: Vec<&str> = running.iter().map(|r| r.short_id()).collect();
